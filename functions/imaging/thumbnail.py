@@ -1,0 +1,207 @@
+"""One thumbnail from one upload: the size you ask for, upright, in sRGB, with no metadata.
+
+The order matters for speed and quality: JPEG is decoded at the smallest DCT scale that
+still covers twice the target (``draft``), colour work happens on those fewer pixels, the
+resample reduces by whole factors before a Lanczos pass (``reducing_gap``), and orientation
+is applied last, on the small image, where a transpose costs nothing.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from functools import lru_cache
+
+from PIL import Image, ImageCms, PngImagePlugin
+
+from .decode import open_image, pillow_errors
+from .probe import ImageFacts, check_pixels, has_alpha, read_orientation
+from .settings import ImagingSettings
+
+REDUCING_GAP = 2.0
+
+CONTENT_TYPES = {"jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp", "avif": "image/avif"}
+EXTENSIONS = {"jpeg": "jpg", "png": "png", "webp": "webp", "avif": "avif"}
+_FORMATS_WITH_ALPHA = frozenset({"png", "webp", "avif"})
+
+# EXIF orientation -> the transpose that makes the pixels upright (EXIF 2.3, section 4.6.4).
+_UPRIGHT = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+
+
+@dataclass(frozen=True)
+class Thumbnail:
+    data: bytes
+    width: int
+    height: int
+    format: str
+
+    @property
+    def content_type(self) -> str:
+        return CONTENT_TYPES[self.format]
+
+    @property
+    def extension(self) -> str:
+        return EXTENSIONS[self.format]
+
+
+def choose_format(facts: ImageFacts, settings: ImagingSettings) -> str:
+    """``auto``: JPEG for opaque images (smallest, universal), ``alpha_format`` for transparent ones.
+
+    WebP is the default for transparency: every current browser shows it, and a lossy WebP
+    with alpha is typically several times smaller than the PNG of the same thumbnail.
+    Decided from the header, in validate, so every size of one upload shares a format and
+    its keys are known before any thumbnail is written.
+    """
+    if settings.output_format != "auto":
+        return settings.output_format
+    return settings.alpha_format if facts.has_alpha else "jpeg"
+
+
+def fit_within(width: int, height: int, size: int) -> tuple[int, int]:
+    """Longest side at most ``size``, never upscaled, never below 1 px, aspect kept as Pillow keeps it."""
+    if max(width, height) <= size:
+        return width, height
+    if width >= height:
+        return size, max(1, round(height * size / width))
+    return max(1, round(width * size / height)), size
+
+
+def make_thumbnail(data: bytes, size: int, settings: ImagingSettings, output_format: str) -> Thumbnail:
+    """Decode, shrink, orient and encode ``data``; raises only :class:`~imaging.errors.ImageRejected`.
+
+    ``output_format`` is a concrete format (see :func:`choose_format`), so that every size of
+    one upload is written in the format validate announced.
+    """
+    if output_format not in CONTENT_TYPES:
+        raise ValueError(f"output_format must be one of {', '.join(CONTENT_TYPES)}, not {output_format!r}")
+    with open_image(data) as image:
+        check_pixels(image.width, image.height, settings)
+        target = fit_within(image.width, image.height, size)
+        with pillow_errors("decoding"):
+            if image.format in ("JPEG", "MPO"):
+                image.draft(None, (int(target[0] * REDUCING_GAP), int(target[1] * REDUCING_GAP)))
+            image.load()  # before any metadata read: a failed load must reject, not hide
+        orientation = read_orientation(image)
+        with pillow_errors("converting colour"):
+            pixels = _to_srgb(image)
+        with pillow_errors("resizing"):
+            if pixels.size != target:
+                pixels = pixels.resize(target, Image.Resampling.LANCZOS, reducing_gap=REDUCING_GAP)
+            if orientation in _UPRIGHT:
+                pixels = pixels.transpose(_UPRIGHT[orientation])
+    return _encode(pixels, output_format, settings)
+
+
+@lru_cache(maxsize=1)
+def _srgb_profile() -> ImageCms.ImageCmsProfile:
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+
+
+def _to_srgb(image: Image.Image) -> Image.Image:
+    """Any decoded mode to 8-bit L, LA, RGB or RGBA in sRGB, honouring an embedded ICC profile."""
+    icc = image.info.get("icc_profile")
+    mode = image.mode
+    if mode.startswith("I") or mode == "F":
+        return _sixteen_to_eight(image)
+    if mode == "LAB":
+        lab = ImageCms.createProfile("LAB")
+        return ImageCms.applyTransform(image, ImageCms.buildTransform(lab, _srgb_profile(), "LAB", "RGB"))
+    if mode in ("1", "P", "PA"):
+        image = image.convert("RGBA" if has_alpha(image) else "RGB")
+        icc = None  # palette images carry no usable profile for converted pixels
+    elif mode in ("La", "RGBa"):
+        image = image.convert(mode.upper())
+    elif mode == "L" and "transparency" in image.info:
+        image = image.convert("LA")
+    elif mode == "RGB" and "transparency" in image.info:
+        image = image.convert("RGBA")
+    elif mode not in ("L", "LA", "RGB", "RGBA", "CMYK"):
+        image = image.convert("RGBA" if has_alpha(image) else "RGB")
+    if icc:
+        converted = _apply_icc(image, icc)
+        if converted is not None:
+            return converted
+    if image.mode == "CMYK":
+        return image.convert("RGB")
+    return image
+
+
+def _apply_icc(image: Image.Image, icc: bytes) -> Image.Image | None:
+    """Convert through the embedded profile; a profile LittleCMS cannot use is ignored, not fatal."""
+    try:
+        source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+    except (OSError, ImageCms.PyCMSError):
+        return None
+    colour, alpha = image, None
+    if image.mode in ("RGBA", "LA"):
+        alpha = image.getchannel("A")
+        colour = image.convert(image.mode[:-1])
+    out_mode = "L" if colour.mode == "L" and _is_gray_profile(source) else "RGB"
+    try:
+        converted = ImageCms.profileToProfile(
+            colour, source, _srgb_profile(), outputMode=out_mode, renderingIntent=ImageCms.Intent.PERCEPTUAL
+        )
+    except (OSError, ImageCms.PyCMSError):
+        return None
+    if converted is None:
+        return None
+    if alpha is not None:
+        converted.putalpha(alpha)
+    return converted
+
+
+def _is_gray_profile(profile: ImageCms.ImageCmsProfile) -> bool:
+    return profile.profile.xcolor_space.strip() == "GRAY"
+
+
+def _sixteen_to_eight(image: Image.Image) -> Image.Image:
+    """Scale high-bit-depth grey to 8 bits instead of letting Pillow clip everything above 255."""
+    if image.mode.startswith("I;16"):
+        image = image.convert("I")
+    low, high = image.getextrema()
+    if image.mode == "I" and 0 <= low and high <= 65535:
+        scale, offset = (1 / 257, 0.0) if high > 255 else (1.0, 0.0)
+    else:
+        span = (high - low) or 1
+        scale, offset = 255 / span, -low * 255 / span
+    return image.point(lambda v: v * scale + offset).convert("L")
+
+
+def _encode(pixels: Image.Image, fmt: str, settings: ImagingSettings) -> Thumbnail:
+    """Write ``pixels`` with no metadata at all: no EXIF, no GPS, no XMP, no foreign ICC profile."""
+    has_a = pixels.mode in ("RGBA", "LA")
+    if has_a and fmt not in _FORMATS_WITH_ALPHA:
+        pixels = _flatten(pixels, settings.background_rgb)
+    elif fmt in ("webp", "avif") and pixels.mode in ("L", "LA"):
+        pixels = pixels.convert("RGBA" if has_a else "RGB")
+    clean = Image.new(pixels.mode, pixels.size)
+    clean.frombytes(pixels.tobytes())  # a fresh image: nothing of the source's info can leak
+    out = io.BytesIO()
+    if fmt == "jpeg":
+        clean.save(out, "JPEG", quality=settings.jpeg_quality, optimize=True)
+    elif fmt == "png":
+        srgb = PngImagePlugin.PngInfo()
+        srgb.add(b"sRGB", b"\x00")  # the pixels are sRGB; say so, as PNG readers expect
+        clean.save(out, "PNG", pnginfo=srgb, compress_level=9)
+    elif fmt == "webp":
+        clean.save(out, "WEBP", quality=settings.webp_quality, method=4)
+    elif fmt == "avif":
+        clean.save(out, "AVIF", quality=settings.avif_quality, speed=6, max_threads=1)
+    else:  # pragma: no cover - settings validation keeps this unreachable
+        raise ValueError(f"unknown output format {fmt!r}")
+    return Thumbnail(out.getvalue(), clean.width, clean.height, fmt)
+
+
+def _flatten(pixels: Image.Image, background: tuple[int, int, int]) -> Image.Image:
+    rgba = pixels.convert("RGBA")
+    canvas = Image.new("RGBA", rgba.size, (*background, 255))
+    canvas.alpha_composite(rgba)
+    return canvas.convert("RGB")
