@@ -72,7 +72,7 @@ def pillow_errors(stage: str) -> Iterator[None]:
         raise
     except Image.DecompressionBombError as exc:
         raise TooManyPixels(f"{stage}: {exc}") from exc
-    except Exception as exc:  # noqa: BLE001 - hostile bytes reach Pillow; every failure is a verdict
+    except Exception as exc:
         raise CorruptImage(f"{stage}: {type(exc).__name__}: {exc}") from exc
 
 

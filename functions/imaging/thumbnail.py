@@ -167,7 +167,7 @@ def _sixteen_to_eight(image: Image.Image) -> Image.Image:
     if image.mode.startswith("I;16"):
         image = image.convert("I")
     low, high = image.getextrema()
-    if image.mode == "I" and 0 <= low and high <= 65535:
+    if image.mode == "I" and low >= 0 and high <= 65535:
         scale, offset = (1 / 257, 0.0) if high > 255 else (1.0, 0.0)
     else:
         span = (high - low) or 1

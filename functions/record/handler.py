@@ -1,0 +1,171 @@
+"""Record: one DynamoDB item per source object, the outcome users and operators query.
+
+Two callers, one item shape:
+
+* the state machine, for SUCCEEDED and REJECTED outcomes (the last state of every run);
+* an EventBridge rule on the execution's "Status Change" to FAILED, TIMED_OUT or ABORTED.
+  Recording failures from that event, rather than from a Catch, is what lets Step Functions
+  RedriveExecution resume a failed run at the step that failed: a Catch into a Fail state
+  would make redrive restart at that Fail state and do nothing.
+
+S3 delivers events at least once and out of order, so the write is conditional on the
+event's S3 sequencer: an older event can never overwrite a newer record, and at the same
+sequencer a FAILED run never overwrites a finished outcome.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import UTC, datetime
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from shell import InvalidEvent, SourceObject, aws_call, error_code, parse_object_created, sequencer_order
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+
+STATUS_CHANGE = "Step Functions Execution Status Change"
+FINISHED = ("SUCCEEDED", "REJECTED")
+FAILED_STATUSES = ("FAILED", "TIMED_OUT", "ABORTED")
+_IMAGE_FIELDS = ("format", "width", "height", "mode", "frames", "orientation", "has_alpha", "output_format")
+
+
+def source_id(bucket: str, key: str) -> str:
+    """The table's partition key: one item per object, spread over partitions by key."""
+    return f"s3://{bucket}/{key}"
+
+
+def build_record(request: dict[str, Any], source_bucket: str | None, now: datetime) -> dict[str, Any]:
+    """The item for a state-machine request or an execution status-change event."""
+    if request.get("detail-type") == STATUS_CHANGE:
+        return _failed_record(request["detail"], source_bucket, now)
+    status = request.get("status")
+    if status not in FINISHED:
+        raise InvalidEvent(f"record expects status SUCCEEDED or REJECTED from the state machine, got {status!r}")
+    source = parse_object_created(request.get("event", {}), source_bucket)
+    item = _base_item(source, status, request.get("execution_arn"), now)
+    image = request.get("image") or {}
+    item.update({name: image[name] for name in _IMAGE_FIELDS if name in image})
+    if "size" in image:
+        item["size"] = image["size"]
+    if status == "SUCCEEDED":
+        item["thumbnails"] = sorted(request.get("thumbnails") or [], key=lambda t: t["size"])
+    else:
+        item["thumbnails"] = []
+        item["error"] = state_error(request.get("error") or {})
+    return item
+
+
+def _failed_record(detail: dict[str, Any], source_bucket: str | None, now: datetime) -> dict[str, Any]:
+    status = detail.get("status")
+    if status not in FAILED_STATUSES:
+        raise InvalidEvent(f"status change {status!r} is not a failure; only {FAILED_STATUSES} are recorded here")
+    execution_input = json.loads(detail.get("input") or "{}")
+    source = parse_object_created(execution_input, source_bucket)
+    item = _base_item(source, "FAILED", detail.get("executionArn"), now)
+    item["thumbnails"] = []
+    item["error"] = {
+        "code": detail.get("error") or status,
+        "message": _cause_message(detail.get("cause")) or f"the execution ended {status}",
+    }
+    item["execution_status"] = status
+    return item
+
+
+def _base_item(source: SourceObject, status: str, execution_arn: str | None, now: datetime) -> dict[str, Any]:
+    return {
+        "source_id": source_id(source.bucket, source.key),
+        "status": status,
+        **source.to_dict(),
+        "sequencer_order": sequencer_order(source.sequencer),
+        "execution_arn": execution_arn,
+        "recorded_at": now.isoformat(timespec="milliseconds"),
+    }
+
+
+def state_error(error: dict[str, Any]) -> dict[str, str]:
+    """Step Functions' caught ``{Error, Cause}`` as ``{code, message}``; Cause is Lambda's JSON."""
+    return {"code": str(error.get("Error", "Unknown")), "message": _cause_message(error.get("Cause")) or ""}
+
+
+def _cause_message(cause: str | None) -> str:
+    if not cause:
+        return ""
+    try:
+        parsed = json.loads(cause)
+    except ValueError:
+        return cause
+    return str(parsed.get("errorMessage", cause)) if isinstance(parsed, dict) else cause
+
+
+def write_record(table: Any, item: dict[str, Any]) -> bool:
+    """Put ``item`` unless a newer event (or a finished run of the same event) is recorded already."""
+    condition = "attribute_not_exists(source_id) OR sequencer_order < :seq"
+    values: dict[str, Any] = {":seq": item["sequencer_order"]}
+    if item["status"] in FINISHED:
+        condition += " OR sequencer_order = :seq"
+    else:  # a failure never hides the outcome of a run that finished the same upload
+        condition += " OR (sequencer_order = :seq AND #status = :failed)"
+        values[":failed"] = "FAILED"
+    try:
+        with aws_call("PutItem"):
+            table.put_item(
+                Item=_without_none(item),
+                ConditionExpression=condition,
+                ExpressionAttributeValues=values,
+                **({"ExpressionAttributeNames": {"#status": "status"}} if ":failed" in values else {}),
+            )
+    except Exception as exc:
+        if error_code(exc) == "ConditionalCheckFailedException":
+            return False
+        raise
+    return True
+
+
+def _without_none(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_none(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_none(v) for v in value]
+    return value
+
+
+def record(request: dict[str, Any], table: Any, source_bucket: str | None) -> dict[str, Any]:
+    item = build_record(request, source_bucket, datetime.now(UTC))
+    written = write_record(table, item)
+    return {"source_id": item["source_id"], "status": item["status"], "written": written}
+
+
+_TABLE: Any = None
+
+
+def _table() -> Any:
+    global _TABLE
+    if _TABLE is None:
+        import boto3
+
+        _TABLE = boto3.resource("dynamodb").Table(os.environ["TABLE_NAME"])
+    return _TABLE
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    arn = event.get("execution_arn") or (event.get("detail") or {}).get("executionArn")
+    logger.append_keys(execution_arn=arn)
+    result = record(event, _table(), os.environ.get("SOURCE_BUCKET"))
+    logger.append_keys(object_key=result["source_id"])
+    if result["written"]:
+        metrics.add_dimension(name="status", value=result["status"])
+        metrics.add_metric(name="Records", unit=MetricUnit.Count, value=1)
+        logger.info("recorded", extra={"status": result["status"]})
+    else:
+        metrics.add_metric(name="StaleEventsIgnored", unit=MetricUnit.Count, value=1)
+        logger.info("a newer record exists; this outcome is not written", extra={"status": result["status"]})
+    return result

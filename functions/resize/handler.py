@@ -1,0 +1,71 @@
+"""Resize: one Map iteration, one thumbnail size.
+
+Reads exactly the object validate saw (by version or etag), makes one size in the format
+validate chose, and writes it under the key validate announced. The output bytes are
+deterministic, so a retried or replayed iteration rewrites the same object: idempotent.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from imaging import ImagingSettings, make_thumbnail
+from shell import SourceObject, aws_call, aws_client, read_source
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+
+DEFAULT_CACHE_CONTROL = "public, max-age=86400"
+
+
+def resize(
+    item: dict[str, Any], s3: Any, settings: ImagingSettings, thumbnail_bucket: str, cache_control: str
+) -> dict[str, Any]:
+    """Make and store one thumbnail; returns what the record lists for it."""
+    source = SourceObject(**{f: item[f] for f in SourceObject.__dataclass_fields__})
+    target = item["target"]
+    data = read_source(s3, source)
+    thumb = make_thumbnail(data, int(target["size"]), settings, target["format"])
+    with aws_call("PutObject"):
+        s3.put_object(
+            Bucket=thumbnail_bucket,
+            Key=target["key"],
+            Body=thumb.data,
+            ContentType=thumb.content_type,
+            CacheControl=cache_control,
+            Metadata={"source-etag": source.etag, "source-sequencer": source.sequencer},
+        )
+    metrics.add_metric(name="BytesOut", unit=MetricUnit.Bytes, value=len(thumb.data))
+    return {
+        "size": int(target["size"]),
+        "key": target["key"],
+        "width": thumb.width,
+        "height": thumb.height,
+        "format": thumb.format,
+        "bytes": len(thumb.data),
+    }
+
+
+SETTINGS = ImagingSettings.from_env()
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    logger.append_keys(object_key=event.get("key"), execution_arn=event.get("execution_arn"))
+    result = resize(
+        event,
+        aws_client("s3"),
+        SETTINGS,
+        os.environ["THUMBNAIL_BUCKET"],
+        os.environ.get("CACHE_CONTROL", DEFAULT_CACHE_CONTROL),
+    )
+    metrics.add_metric(name="ThumbnailsWritten", unit=MetricUnit.Count, value=1)
+    logger.info("thumbnail written", extra={"size": result["size"], "bytes": result["bytes"]})
+    return result

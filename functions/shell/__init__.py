@@ -1,0 +1,222 @@
+"""The imperative shell the three handlers share: the S3 event, AWS errors, and the key scheme.
+
+The imaging core stays free of AWS; everything here knows about S3 and DynamoDB but not
+about pixels. Exception class names are matched by the state machine (Retry and Catch), so
+they are part of the deployed contract.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from imaging import REJECTION_CODES, ImageRejected
+
+S3_MAX_KEY_BYTES = 1024
+HASHED_KEY_DIR = "_hashed"
+SEQUENCER_WIDTH = 64  # S3 sequencers are hex strings of varying length: left-pad before comparing
+
+
+class TransientError(Exception):
+    """A dependency hiccup (throttling, 5xx, a dropped connection): the state machine retries it."""
+
+
+class InvalidEvent(Exception):
+    """The input is not an S3 Object Created event for our bucket; retrying cannot help."""
+
+
+class SourceMissing(ImageRejected):
+    """The object was deleted before it could be read; nothing is left to thumbnail."""
+
+
+class SourceChanged(ImageRejected):
+    """The object was overwritten after this event; the newer upload's own event takes over."""
+
+
+CAUGHT_REJECTIONS: tuple[str, ...] = (*REJECTION_CODES, SourceMissing.__name__, SourceChanged.__name__)
+
+_TRANSIENT_CODES = frozenset(
+    {
+        "SlowDown",
+        "ServiceUnavailable",
+        "InternalError",
+        "InternalServerError",
+        "RequestTimeout",
+        "RequestTimeTooSkewed",
+        "Throttling",
+        "ThrottlingException",
+        "TooManyRequestsException",
+        "ProvisionedThroughputExceededException",
+        "RequestLimitExceeded",
+        "TransactionConflictException",
+        "LimitExceededException",
+    }
+)
+
+
+@dataclass(frozen=True)
+class SourceObject:
+    """The uploaded object as the event describes it: what every stage and the record agree on."""
+
+    bucket: str
+    key: str
+    size: int
+    etag: str
+    version_id: str | None
+    sequencer: str
+    event_time: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def parse_object_created(event: dict[str, Any], expected_bucket: str | None) -> SourceObject:
+    """Read the EventBridge 'Object Created' event, refusing anything else with a clear reason.
+
+    EventBridge delivers the key as stored, not URL-encoded (unlike S3's direct Lambda
+    notifications), so it is used verbatim: unquoting would corrupt keys holding '+' or '%'.
+    """
+    from aws_lambda_powertools.utilities.parser import ValidationError, parse
+    from aws_lambda_powertools.utilities.parser.models import S3EventNotificationEventBridgeModel
+
+    if not isinstance(event, dict):
+        raise InvalidEvent(f"expected an EventBridge event object, got {type(event).__name__}")
+    if event.get("source") != "aws.s3" or event.get("detail-type") != "Object Created":
+        raise InvalidEvent(
+            f"expected source aws.s3 and detail-type 'Object Created', got "
+            f"{event.get('source')!r} / {event.get('detail-type')!r}"
+        )
+    try:
+        model = parse(event=event, model=S3EventNotificationEventBridgeModel)
+    except ValidationError as exc:
+        fields = sorted({".".join(str(p) for p in err["loc"]) for err in exc.errors()})
+        raise InvalidEvent(f"the S3 event is missing or has malformed field(s): {', '.join(fields)}") from None
+    detail = model.detail
+    if expected_bucket is not None and detail.bucket.name != expected_bucket:
+        raise InvalidEvent(f"the event is for bucket {detail.bucket.name!r}; this pipeline reads {expected_bucket!r}")
+    if not detail.object.sequencer:
+        raise InvalidEvent("the S3 event has no sequencer, so it cannot be ordered against other events")
+    return SourceObject(
+        bucket=detail.bucket.name,
+        key=detail.object.key,
+        size=int(detail.object.size or 0),
+        etag=detail.object.etag.strip('"'),
+        version_id=detail.object.version_id,
+        sequencer=detail.object.sequencer,
+        event_time=model.time.isoformat(),
+    )
+
+
+def sequencer_order(sequencer: str) -> str:
+    """A string that sorts like the event order: S3's rule is to left-pad with zeros, then compare."""
+    return sequencer.upper().rjust(SEQUENCER_WIDTH, "0")
+
+
+def thumbnail_key(source_key: str, size: int, extension: str) -> str:
+    """``{size}/{source key}.{ext}``; a key too long for S3 becomes ``{size}/_hashed/{sha256}.{ext}``.
+
+    Keeping the source key readable lets people find a thumbnail by eye; the hashed form
+    only exists because S3 keys stop at 1,024 bytes and a maximal source key plus the size
+    prefix would not fit.
+    """
+    readable = f"{size}/{source_key}.{extension}"
+    if len(readable.encode()) <= S3_MAX_KEY_BYTES:
+        return readable
+    digest = hashlib.sha256(source_key.encode()).hexdigest()
+    return f"{size}/{HASHED_KEY_DIR}/{digest}.{extension}"
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True for failures that a retry may cure: throttling, 5xx, timeouts, dropped connections."""
+    from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
+
+    if isinstance(exc, ClientError):
+        code = exc.response.get("Error", {}).get("Code", "")
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        return code in _TRANSIENT_CODES or status >= 500 or status == 429
+    return isinstance(exc, (ConnectionError, HTTPClientError))
+
+
+@contextmanager
+def aws_call(what: str) -> Iterator[None]:
+    """Turn a transient AWS failure into :class:`TransientError` so the state machine retries it."""
+    try:
+        yield
+    except Exception as exc:
+        if is_transient(exc):
+            raise TransientError(f"{what}: {type(exc).__name__}: {exc}") from exc
+        raise
+
+
+_MISSING = frozenset({"NoSuchKey", "404", "NotFound", "NoSuchVersion"})
+_CHANGED = frozenset({"PreconditionFailed", "412"})
+_CLIENTS: dict[str, Any] = {}
+
+
+def aws_client(service: str) -> Any:
+    """One boto3 client per service per process, made on first use (not at import) to keep cold starts short."""
+    if service not in _CLIENTS:
+        import boto3
+
+        _CLIENTS[service] = boto3.client(service)
+    return _CLIENTS[service]
+
+
+def head_source(s3: Any, source: SourceObject) -> dict[str, Any]:
+    """HEAD the announced object: its size decides TooLarge without downloading a byte."""
+    try:
+        with aws_call("HeadObject"):
+            head = s3.head_object(**_object_ref(source))
+    except Exception as exc:
+        _raise_if_gone(exc, source)
+        raise
+    if head.get("ETag", "").strip('"') != source.etag:
+        raise SourceChanged(f"the object was overwritten after this event (etag {source.etag} is gone)")
+    return head
+
+
+def read_source(s3: Any, source: SourceObject) -> bytes:
+    """Read exactly the object the event announced: by version when there is one, else by etag."""
+    try:
+        with aws_call("GetObject"):
+            return s3.get_object(**_object_ref(source))["Body"].read()
+    except Exception as exc:
+        _raise_if_gone(exc, source)
+        raise
+
+
+def _object_ref(source: SourceObject) -> dict[str, str]:
+    ref = {"Bucket": source.bucket, "Key": source.key}
+    if source.version_id:
+        ref["VersionId"] = source.version_id
+    else:
+        ref["IfMatch"] = f'"{source.etag}"'
+    return ref
+
+
+def _raise_if_gone(exc: Exception, source: SourceObject) -> None:
+    code = error_code(exc)
+    if code in _MISSING:
+        raise SourceMissing(f"s3://{source.bucket}/{source.key} no longer exists") from exc
+    if code in _CHANGED:
+        raise SourceChanged(f"the object was overwritten after this event (etag {source.etag} is gone)") from exc
+
+
+def _s3() -> Any:
+    import boto3
+
+    global _S3_CLIENT
+    if _S3_CLIENT is None:
+        _S3_CLIENT = boto3.client("s3")
+    return _S3_CLIENT
+
+
+def error_code(exc: BaseException) -> str:
+    from botocore.exceptions import ClientError
+
+    if isinstance(exc, ClientError):
+        return str(exc.response.get("Error", {}).get("Code", ""))
+    return ""

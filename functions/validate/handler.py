@@ -1,0 +1,68 @@
+"""Validate: the first state. Turns an S3 upload event into image facts and the thumbnails to make.
+
+It refuses what can never become a thumbnail (rejections the state machine records as
+REJECTED) before any thumbnail is written: the byte limit from the object's HEAD, without
+downloading it; the header limits from the probe; and a decode of the smallest size, which
+is the only way to find truncated or corrupt pixel data.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from imaging import ImageRejected, ImagingSettings, check_byte_size, choose_format, make_thumbnail, probe
+from imaging.thumbnail import EXTENSIONS
+from shell import aws_client, head_source, parse_object_created, read_source, thumbnail_key
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+
+
+def validate(event: dict[str, Any], s3: Any, settings: ImagingSettings, source_bucket: str | None) -> dict[str, Any]:
+    """Facts about the upload and the list of thumbnails to make, or an ImageRejected subclass."""
+    source = parse_object_created(event, source_bucket)
+    logger.append_keys(object_key=source.key, bucket=source.bucket)
+    head = head_source(s3, source)
+    size = int(head["ContentLength"])
+    check_byte_size(size, settings)  # refuse oversize objects before reading a byte of them
+    data = read_source(s3, source)
+    facts = probe(data, settings)
+    output_format = choose_format(facts, settings)
+    make_thumbnail(data, min(settings.sizes), settings, output_format)  # proves the pixels decode
+    metrics.add_metric(name="BytesIn", unit=MetricUnit.Bytes, value=size)
+    return {
+        **source.to_dict(),
+        "size": size,
+        **facts.to_dict(),
+        "output_format": output_format,
+        "targets": [
+            {"size": s, "format": output_format, "key": thumbnail_key(source.key, s, EXTENSIONS[output_format])}
+            for s in sorted(settings.sizes)
+        ],
+    }
+
+
+_S3_CLIENT: Any = None
+SETTINGS = ImagingSettings.from_env()
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    logger.append_keys(execution_arn=event.get("execution_arn"))
+    try:
+        result = validate(event.get("event", {}), aws_client("s3"), SETTINGS, os.environ.get("SOURCE_BUCKET"))
+    except ImageRejected as exc:
+        metrics.add_dimension(name="reason", value=exc.code)
+        metrics.add_metric(name="ImagesRejected", unit=MetricUnit.Count, value=1)
+        logger.warning("rejected", extra={"reason": exc.code, "detail": exc.message})
+        raise
+    metrics.add_metric(name="ImagesAccepted", unit=MetricUnit.Count, value=1)
+    logger.info("validated", extra={"format": result["format"], "width": result["width"], "height": result["height"]})
+    return result

@@ -1,0 +1,204 @@
+"""The stack: wires storage, network, functions, the state machine and the two EventBridge rules.
+
+Parts are built in their own modules; this file only connects them: who may read or write
+what, which events start what, and what the stack tells the operator (its outputs).
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Acknowledgment, CfnOutput, Duration, Stack, Validations
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sqs as sqs
+from aws_cdk import aws_stepfunctions as sfn
+from constructs import Construct
+
+from .config import LOG_RETENTION_NAMES, PipelineConfig
+from .functions import Functions
+from .network import Network
+from .storage import Storage
+from .workflow import build_definition
+
+FAILED_EXECUTION_STATUSES = ["FAILED", "TIMED_OUT", "ABORTED"]
+
+
+def key_filter(prefix: str, suffixes: tuple[str, ...]) -> list[dict[str, str]] | None:
+    """EventBridge content filters for the object key: prefix, suffixes, or both as wildcards."""
+    if prefix and suffixes:
+        escape = lambda text: text.replace("\\", "\\\\").replace("*", "\\*")  # noqa: E731
+        return [{"wildcard": f"{escape(prefix)}*{escape(suffix)}"} for suffix in suffixes]
+    if prefix:
+        return [{"prefix": prefix}]
+    if suffixes:
+        return [{"suffix": suffix} for suffix in suffixes]
+    return None
+
+
+class ThumbnailStack(Stack):
+    def __init__(self, scope: Construct, construct_id: str, *, config: PipelineConfig, **kwargs: object) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        retention = logs.RetentionDays[LOG_RETENTION_NAMES[config.log_retention_days]]
+        storage = Storage(self, "Storage")
+        network = Network(self, "Network", log_retention=retention)
+        functions = Functions(
+            self,
+            "Functions",
+            config=config,
+            network=network,
+            log_retention=retention,
+            environment={
+                "SOURCE_BUCKET": storage.source.bucket_name,
+                "THUMBNAIL_BUCKET": storage.thumbnails.bucket_name,
+                "TABLE_NAME": storage.table.table_name,
+                "CACHE_CONTROL": config.cache_control,
+            },
+        )
+        self._grant_least_privilege(storage, functions)
+
+        self.state_machine = sfn.StateMachine(
+            self,
+            "Pipeline",
+            state_machine_type=sfn.StateMachineType.STANDARD,
+            definition_body=sfn.DefinitionBody.from_chainable(
+                build_definition(
+                    self,
+                    validate=functions.validate,
+                    resize=functions.resize,
+                    record=functions.record,
+                    max_concurrency=config.map_max_concurrency,
+                )
+            ),
+            tracing_enabled=True,
+            logs=sfn.LogOptions(
+                destination=logs.LogGroup(self, "PipelineLogs", retention=retention),
+                level=sfn.LogLevel.ERROR,
+                include_execution_data=True,
+            ),
+        )
+
+        self.dead_letters = sqs.Queue(
+            self,
+            "DeadLetters",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=Duration.days(14),
+        )
+        upload_detail: dict[str, object] = {"bucket": {"name": [storage.source.bucket_name]}}
+        if (keys := key_filter(config.key_prefix, config.key_suffixes)) is not None:
+            upload_detail["object"] = {"key": keys}
+        events.Rule(
+            self,
+            "OnUpload",
+            description="S3 Object Created in the upload bucket starts the pipeline",
+            event_pattern=events.EventPattern(
+                source=["aws.s3"],
+                detail_type=["Object Created"],
+                detail=upload_detail,
+            ),
+            targets=[
+                targets.SfnStateMachine(
+                    self.state_machine,
+                    dead_letter_queue=self.dead_letters,
+                    retry_attempts=185,
+                    max_event_age=Duration.hours(24),
+                )
+            ],
+        )
+        events.Rule(
+            self,
+            "OnExecutionFailed",
+            description="Records FAILED runs; recording them from a Catch would break RedriveExecution",
+            event_pattern=events.EventPattern(
+                source=["aws.states"],
+                detail_type=["Step Functions Execution Status Change"],
+                detail={"status": FAILED_EXECUTION_STATUSES, "stateMachineArn": [self.state_machine.state_machine_arn]},
+            ),
+            targets=[
+                targets.LambdaFunction(
+                    functions.record,
+                    dead_letter_queue=self.dead_letters,
+                    retry_attempts=185,
+                    max_event_age=Duration.hours(24),
+                )
+            ],
+        )
+
+        for name, value in {
+            "UploadBucketName": storage.source.bucket_name,
+            "ThumbnailBucketName": storage.thumbnails.bucket_name,
+            "RecordsTableName": storage.table.table_name,
+            "StateMachineArn": self.state_machine.state_machine_arn,
+            "DeadLetterQueueUrl": self.dead_letters.queue_url,
+        }.items():
+            CfnOutput(self, name, value=value)
+        self._acknowledge_nag_findings(storage, network, functions)
+
+    def _grant_least_privilege(self, storage: Storage, functions: Functions) -> None:
+        """Exact actions on exact resources; no wildcard actions anywhere."""
+        read_source = iam.PolicyStatement(
+            actions=["s3:GetObject", "s3:GetObjectVersion"],
+            resources=[storage.source.arn_for_objects("*")],
+        )
+        functions.validate.add_to_role_policy(read_source)
+        functions.resize.add_to_role_policy(read_source)
+        functions.resize.add_to_role_policy(
+            iam.PolicyStatement(actions=["s3:PutObject"], resources=[storage.thumbnails.arn_for_objects("*")])
+        )
+        functions.record.add_to_role_policy(
+            iam.PolicyStatement(actions=["dynamodb:PutItem"], resources=[storage.table.table_arn])
+        )
+
+    def _acknowledge_nag_findings(self, storage: Storage, network: Network, functions: Functions) -> None:
+        """Every cdk-nag finding we accept, each with the reason; anything new fails synth."""
+        ack = lambda construct, rule, reason: Validations.of(construct).acknowledge(  # noqa: E731
+            Acknowledgment(id=rule, reason=reason)
+        )
+        ack(storage.access_logs, "AwsSolutions-S1", "This is the access-log bucket; logging it into itself would loop.")
+        for fn in (functions.validate, functions.resize, functions.record):
+            ack(
+                fn.role,
+                "AwsSolutions-IAM5[Resource::*]",
+                "X-Ray's PutTraceSegments/PutTelemetryRecords take no resource ARN; this is the only form.",
+            )
+            ack(
+                fn,
+                "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole]",
+                "AWS's managed VPC-access policy: ENI management for a VPC function needs ec2:*NetworkInterface on *.",
+            )
+            ack(
+                fn,
+                "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",
+                "AWS's managed logging policy for Lambda; it only writes the function's own log streams.",
+            )
+        for fn in (functions.validate, functions.resize):
+            ack(
+                fn,
+                f"AwsSolutions-IAM5[Resource::<{self.get_logical_id(storage.source.node.default_child)}.Arn>/*]",
+                "Any uploaded key may be an image to read; the bucket itself is exact.",
+            )
+        ack(
+            functions.resize,
+            f"AwsSolutions-IAM5[Resource::<{self.get_logical_id(storage.thumbnails.node.default_child)}.Arn>/*]",
+            "Thumbnail keys derive from upload keys; the bucket itself is exact.",
+        )
+        machine = self.state_machine
+        ack(
+            machine.role,
+            "AwsSolutions-IAM5[Resource::*]",
+            "X-Ray tracing and CloudWatch Logs delivery APIs take no resource ARN.",
+        )
+        for fn in (functions.validate, functions.resize, functions.record):
+            ack(
+                machine.role,
+                f"AwsSolutions-IAM5[Resource::<{self.get_logical_id(fn.node.default_child)}.Arn>:*]",
+                "CDK's grant to invoke the function's versions and aliases; the function itself is exact.",
+            )
+        ack(
+            machine,
+            "AwsSolutions-SF1",
+            "ERROR-level logs with execution data: a Standard workflow keeps every event in its own history "
+            "(console, GetExecutionHistory), so ALL would pay twice for the same events.",
+        )
+        ack(self.dead_letters, "AwsSolutions-SQS3", "This queue is the dead-letter queue of both rules.")

@@ -1,0 +1,51 @@
+"""Where the data lives: the upload bucket, the thumbnail bucket, the access-log bucket and the table."""
+
+from __future__ import annotations
+
+from aws_cdk import RemovalPolicy
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+
+def _private_bucket(scope: Construct, name: str, **kwargs: object) -> s3.Bucket:
+    return s3.Bucket(
+        scope,
+        name,
+        block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+        encryption=s3.BucketEncryption.S3_MANAGED,
+        enforce_ssl=True,
+        object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+        removal_policy=RemovalPolicy.RETAIN,
+        **kwargs,
+    )
+
+
+class Storage(Construct):
+    """Buckets and table. Thumbnails go to their own bucket, which no rule watches: no recursion."""
+
+    def __init__(self, scope: Construct, construct_id: str) -> None:
+        super().__init__(scope, construct_id)
+        self.access_logs = _private_bucket(self, "AccessLogs")
+        self.source = _private_bucket(
+            self, "Uploads", server_access_logs_bucket=self.access_logs, server_access_logs_prefix="uploads/"
+        )
+        # EventBridge notifications as a plain bucket property: event_bridge_enabled=True would
+        # add a custom-resource Lambda (and its role) only to flip this one switch.
+        cfn_source = self.source.node.default_child
+        assert isinstance(cfn_source, s3.CfnBucket)
+        cfn_source.add_property_override("NotificationConfiguration.EventBridgeConfiguration.EventBridgeEnabled", True)
+        self.thumbnails = _private_bucket(
+            self, "Thumbnails", server_access_logs_bucket=self.access_logs, server_access_logs_prefix="thumbnails/"
+        )
+        self.table = dynamodb.Table(
+            self,
+            "Records",
+            partition_key=dynamodb.Attribute(name="source_id", type=dynamodb.AttributeType.STRING),
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            encryption=dynamodb.TableEncryption.AWS_MANAGED,
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            removal_policy=RemovalPolicy.RETAIN,
+        )
