@@ -1,0 +1,29 @@
+# The two commands a fresh machine needs: `make run` and `make test`. Everything installs into .venv.
+VENV   := .venv
+PY     := $(VENV)/bin/python
+# Prefer the Lambda runtime's Python family when the machine has a 3.12+; any 3.11+ works.
+PYTHON ?= $(shell for p in python3.14 python3.13 python3.12 python3; do $$p -c 'import sys; assert sys.version_info >= (3, 11)' >/dev/null 2>&1 && { echo $$p; break; }; done)
+
+.PHONY: install test lint synth clean
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+test: lint
+	$(PY) -m pytest -n 2
+
+# A real synth with bundled Lambdas (pip fetches manylinux wheels; no Docker, no AWS account).
+synth: install
+	$(PY) app.py
+
+clean:
+	rm -rf $(VENV) cdk.out .pytest_cache

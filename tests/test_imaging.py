@@ -1,0 +1,232 @@
+"""The imaging core on the project's own generated images: every promise of the thumbnail contract."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from imaging import (
+    REJECTION_CODES,
+    ConfigError,
+    CorruptImage,
+    EmptyObject,
+    ImagingSettings,
+    TooLarge,
+    TooManyPixels,
+    UnsupportedFormat,
+    choose_format,
+    fit_within,
+    make_thumbnail,
+    probe,
+)
+from PIL import Image, ImageChops, ImageCms, ImageStat
+
+from tests.images import encode, jpeg_with_orientation, photo, png_claiming
+
+SETTINGS = ImagingSettings()
+
+
+def mean_difference(a: Image.Image, b: Image.Image) -> float:
+    a, b = a.convert("RGB"), b.convert("RGB").resize(a.size)
+    return sum(ImageStat.Stat(ImageChops.difference(a, b)).mean) / 3
+
+
+def thumb(data: bytes, size: int = 64, settings: ImagingSettings = SETTINGS):
+    return make_thumbnail(data, size, settings, choose_format(probe(data, settings), settings))
+
+
+def opened(data: bytes) -> Image.Image:
+    image = Image.open(io.BytesIO(data))
+    image.load()
+    return image
+
+
+@pytest.mark.parametrize(
+    ("width", "height", "size", "expected"),
+    [
+        (4000, 3000, 256, (256, 192)),
+        (1800, 1200, 256, (256, 171)),
+        (3000, 4000, 256, (192, 256)),
+        (100, 50, 256, (100, 50)),  # never upscaled
+        (1, 20000, 256, (1, 256)),  # a strip keeps at least 1 px
+        (20000, 1, 256, (256, 1)),
+        (1, 1, 128, (1, 1)),
+    ],
+)
+def test_fit_within_caps_the_longest_side(width, height, size, expected):
+    assert fit_within(width, height, size) == expected
+
+
+def test_probe_reports_header_facts_without_decoding():
+    data = jpeg_with_orientation(photo(320, 200), 6)
+    facts = probe(data, SETTINGS)
+    assert (facts.format, facts.width, facts.height, facts.mode) == ("JPEG", 200, 320, "RGB")
+    assert (facts.frames, facts.orientation, facts.has_alpha) == (1, 6, False)
+
+
+def test_probe_counts_frames_and_sees_alpha():
+    frames = [Image.new("RGBA", (40, 30), (60 * i, 0, 0, 100)) for i in range(3)]
+    data = encode(frames[0], "WEBP", save_all=True, append_images=frames[1:], lossless=True)
+    facts = probe(data, SETTINGS)
+    assert facts.frames == 3
+    assert facts.has_alpha
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_exif_orientation_is_applied(orientation):
+    upright = photo(320, 200)
+    result = thumb(jpeg_with_orientation(upright, orientation), 160)
+    assert (result.width, result.height) == (160, 100)
+    out = opened(result.data)
+    assert mean_difference(out, upright) < 8
+    # A wrong orientation would be far off: the card is asymmetric.
+    assert mean_difference(out.transpose(Image.Transpose.ROTATE_180), upright) > 30
+
+
+def test_metadata_is_stripped_including_gps():
+    data = jpeg_with_orientation(photo(), 3, gps=True)
+    assert Image.open(io.BytesIO(data)).getexif().get_ifd(0x8825)  # the input really has GPS
+    out = opened(thumb(data).data)
+    assert not out.getexif()
+    assert "exif" not in out.info and "icc_profile" not in out.info and "xmp" not in out.info
+
+
+def test_alpha_is_kept_as_webp_by_default_and_png_on_request():
+    rgba = photo(200, 100).convert("RGBA")
+    rgba.putalpha(Image.linear_gradient("L").resize((200, 100)))
+    data = encode(rgba, "PNG")
+    webp = thumb(data)
+    assert webp.format == "webp" and opened(webp.data).mode == "RGBA"
+    png = thumb(data, settings=ImagingSettings(alpha_format="png"))
+    out = opened(png.data)
+    assert png.format == "png" and out.mode == "RGBA"
+    assert out.getchannel("A").getextrema()[0] < 40  # transparency survived the resize
+
+
+def test_alpha_is_composited_on_the_background_for_jpeg():
+    clear = Image.new("RGBA", (100, 100), (255, 0, 0, 0))
+    settings = ImagingSettings(output_format="jpeg", background="#00ff00")
+    out = opened(thumb(encode(clear, "PNG"), settings=settings).data)
+    assert out.mode == "RGB"
+    r, g, b = out.getpixel((10, 10))
+    assert g > 240 and r < 20 and b < 20
+
+
+def test_opaque_images_become_jpeg_in_auto_mode():
+    assert thumb(encode(photo(), "PNG")).format == "jpeg"
+
+
+@pytest.mark.parametrize("fmt", ["jpeg", "png", "webp", "avif"])
+def test_output_is_deterministic_and_in_the_chosen_format(fmt):
+    data = encode(photo(640, 480), "PNG")
+    settings = ImagingSettings(output_format=fmt)
+    first, second = thumb(data, 128, settings), thumb(data, 128, settings)
+    assert first.data == second.data
+    assert opened(first.data).format == {"jpeg": "JPEG", "png": "PNG", "webp": "WEBP", "avif": "AVIF"}[fmt]
+    assert first.content_type == f"image/{fmt}"
+
+
+def test_png_output_carries_an_srgb_marker_and_nothing_else():
+    out = thumb(encode(photo(), "PNG"), settings=ImagingSettings(output_format="png"))
+    chunks = []
+    body = out.data[8:]
+    while body:
+        length = int.from_bytes(body[:4], "big")
+        chunks.append(body[4:8])
+        body = body[12 + length :]
+    assert chunks == [b"IHDR", b"sRGB", b"IDAT", b"IEND"]
+
+
+def test_cmyk_with_adobe_inversion_becomes_correct_rgb():
+    red = Image.new("RGB", (64, 64), (220, 30, 30))
+    data = encode(red.convert("CMYK"), "JPEG", quality=95)  # Pillow writes Adobe (inverted) CMYK
+    out = opened(thumb(data, 32).data)
+    r, g, b = out.getpixel((16, 16))
+    assert r > 180 and g < 80 and b < 80
+
+
+def test_embedded_icc_profile_is_converted_to_srgb():
+    # A Lab-profiled image: the pixels only mean the right colour through the profile.
+    lab = ImageCms.createProfile("LAB")
+    to_lab = ImageCms.buildTransform(ImageCms.createProfile("sRGB"), lab, "RGB", "LAB")
+    lab_pixels = ImageCms.applyTransform(Image.new("RGB", (32, 32), (20, 120, 220)), to_lab)
+    out = opened(thumb(encode(lab_pixels, "TIFF"), 16).data)
+    r, g, b = out.getpixel((8, 8))
+    assert abs(r - 20) < 12 and abs(g - 120) < 12 and abs(b - 220) < 12
+
+
+def test_sixteen_bit_grey_is_scaled_not_clipped():
+    grey = Image.new("I;16", (32, 32), 32768)  # mid grey in 16 bits
+    out = opened(thumb(encode(grey, "PNG"), 16).data)
+    assert 120 <= out.convert("L").getpixel((4, 4)) <= 135
+
+
+def test_animation_gives_its_first_frame():
+    frames = [Image.new("RGB", (50, 50), colour) for colour in ((255, 0, 0), (0, 0, 255))]
+    data = encode(frames[0], "GIF", save_all=True, append_images=frames[1:])
+    out = opened(thumb(data, 32).data)
+    r, _, b = out.convert("RGB").getpixel((10, 10))
+    assert r > 200 and b < 50
+
+
+@pytest.mark.parametrize(
+    ("data", "error"),
+    [
+        (b"", EmptyObject),
+        (b"hello, I am a text file named photo.jpg", UnsupportedFormat),
+        (b"<svg xmlns='http://www.w3.org/2000/svg'/>", UnsupportedFormat),
+        (encode(photo(), "JPEG")[:400], CorruptImage),
+        (png_claiming(100_000, 100_000), TooManyPixels),
+    ],
+    ids=["empty", "text", "svg", "truncated-jpeg", "bomb-header"],
+)
+def test_bad_input_is_rejected_with_a_specific_code(data, error):
+    with pytest.raises(error) as caught:
+        thumb(data)
+    assert caught.value.code in REJECTION_CODES
+    assert caught.value.message
+
+
+def test_an_unaccepted_format_is_named():
+    with pytest.raises(UnsupportedFormat, match="ICO"):
+        probe(encode(photo(32, 32), "ICO"), SETTINGS)
+
+
+def test_byte_and_pixel_limits_come_from_settings():
+    data = encode(photo(320, 200), "PNG")
+    with pytest.raises(TooLarge):
+        probe(data, ImagingSettings(max_bytes=len(data) - 1))
+    with pytest.raises(TooManyPixels):
+        probe(data, ImagingSettings(max_pixels=320 * 200 - 1))
+    assert probe(data, ImagingSettings(max_pixels=320 * 200)).width == 320
+
+
+def test_the_name_never_decides_the_format():
+    png_bytes = encode(photo(), "PNG")  # whatever a key says, these bytes are a PNG
+    assert probe(png_bytes, SETTINGS).format == "PNG"
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"sizes": []},
+        {"sizes": [0]},
+        {"sizes": [128, 128]},
+        {"sizes": "256"},
+        {"output_format": "gif"},
+        {"jpeg_quality": 101},
+        {"background": "white"},
+        {"max_pixels": 10**12},
+        {"max_bytes": 0},
+        {"colour": "red"},
+    ],
+)
+def test_bad_settings_fail_with_the_key_named(values):
+    with pytest.raises(ConfigError) as caught:
+        ImagingSettings.from_mapping(values)
+    assert next(iter(values)) in str(caught.value)
+
+
+def test_settings_round_trip_through_the_environment():
+    settings = ImagingSettings(sizes=(64, 512), output_format="webp", webp_quality=70)
+    assert ImagingSettings.from_env({"THUMBNAIL_SETTINGS": settings.to_json()}) == settings
