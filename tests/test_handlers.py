@@ -1,0 +1,365 @@
+"""The three handlers against moto's S3 and DynamoDB (the edge of the world), with real images."""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+from imaging import CorruptImage, ImagingSettings, TooLarge, UnsupportedFormat
+from moto import mock_aws
+from PIL import Image
+from record.handler import build_record, record, source_id
+from resize.handler import resize
+from shell import InvalidEvent, SourceChanged, SourceMissing, TransientError, thumbnail_key
+from validate.handler import validate
+
+from tests.images import encode, jpeg_with_orientation, photo
+
+SOURCE, THUMBS, TABLE = "uploads", "thumbs", "records"
+SETTINGS = ImagingSettings(sizes=(64, 256))
+EXECUTION = "arn:aws:states:us-east-1:123456789012:execution:Pipeline:abc"
+
+
+@dataclass
+class FakeContext:
+    """The Lambda context object: supplied by the Lambda service, so it is the edge of the world here."""
+
+    function_name: str = "test"
+    memory_limit_in_mb: int = 256
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:test"
+    aws_request_id: str = "req-1"
+
+
+@pytest.fixture
+def aws(monkeypatch):
+    with mock_aws():
+        s3 = boto3.client("s3")
+        s3.create_bucket(Bucket=SOURCE)
+        s3.create_bucket(Bucket=THUMBS)
+        dynamodb = boto3.resource("dynamodb")
+        table = dynamodb.create_table(
+            TableName=TABLE,
+            KeySchema=[{"AttributeName": "source_id", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "source_id", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        for name, value in {
+            "SOURCE_BUCKET": SOURCE,
+            "THUMBNAIL_BUCKET": THUMBS,
+            "TABLE_NAME": TABLE,
+            "THUMBNAIL_SETTINGS": SETTINGS.to_json(),
+        }.items():
+            monkeypatch.setenv(name, value)
+        yield s3, table
+
+
+def upload(s3, key: str, data: bytes, sequencer: str = "0062E99A88DC407460") -> dict[str, Any]:
+    """Put an object and return the EventBridge event S3 would send for it (key not URL-encoded)."""
+    etag = s3.put_object(Bucket=SOURCE, Key=key, Body=data)["ETag"].strip('"')
+    return {
+        "version": "0",
+        "id": "17793124-05d4-b198-2fde-7ededc63b103",
+        "detail-type": "Object Created",
+        "source": "aws.s3",
+        "account": "123456789012",
+        "time": "2026-11-29T10:00:00Z",
+        "region": "us-east-1",
+        "resources": [f"arn:aws:s3:::{SOURCE}"],
+        "detail": {
+            "version": "0",
+            "bucket": {"name": SOURCE},
+            "object": {"key": key, "size": len(data), "etag": etag, "sequencer": sequencer},
+            "request-id": "N4N7GDK58NMKJ12R",
+            "requester": "123456789012",
+            "source-ip-address": "1.2.3.4",
+            "reason": "PutObject",
+        },
+    }
+
+
+def count_calls(s3, operation: str) -> list[str]:
+    calls: list[str] = []
+    s3.meta.events.register(f"before-call.s3.{operation}", lambda **kwargs: calls.append(operation))
+    return calls
+
+
+# --- validate -------------------------------------------------------------------------------
+
+
+def test_validate_returns_facts_and_the_thumbnails_to_make(aws):
+    s3, _ = aws
+    data = jpeg_with_orientation(photo(320, 200), 6)
+    facts = validate(upload(s3, "photos/cat.jpg", data), s3, SETTINGS, SOURCE)
+    assert facts["bucket"] == SOURCE and facts["key"] == "photos/cat.jpg"
+    assert facts["size"] == len(data) and facts["etag"] and facts["sequencer"] == "0062E99A88DC407460"
+    assert (facts["format"], facts["width"], facts["height"], facts["orientation"]) == ("JPEG", 200, 320, 6)
+    assert facts["targets"] == [
+        {"size": 64, "format": "jpeg", "key": "64/photos/cat.jpg.jpg"},
+        {"size": 256, "format": "jpeg", "key": "256/photos/cat.jpg.jpg"},
+    ]
+    json.dumps(facts)  # Step Functions passes it on as JSON
+
+
+def test_validate_refuses_oversize_objects_without_downloading_them(aws):
+    s3, _ = aws
+    gets = count_calls(s3, "GetObject")
+    event = upload(s3, "big.png", encode(photo(), "PNG"))
+    with pytest.raises(TooLarge):
+        validate(event, s3, ImagingSettings(max_bytes=1000), SOURCE)
+    assert gets == []
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["with space.jpg", "a+b.jpg", "100%.jpg", "ünïcødé/照片.jpg", "x" * 1000 + ".jpg", "../up/../escape.jpg"],
+    ids=["space", "plus", "percent", "unicode", "1000-bytes", "dot-dot"],
+)
+def test_keys_are_used_verbatim(aws, key):
+    s3, _ = aws
+    facts = validate(upload(s3, key, encode(photo(), "JPEG")), s3, SETTINGS, SOURCE)
+    assert facts["key"] == key
+    for target in facts["targets"]:
+        assert len(target["key"].encode()) <= 1024
+
+
+def test_a_maximal_key_gets_a_hashed_thumbnail_key():
+    key = "k" * 1024
+    assert thumbnail_key(key, 256, "jpg").startswith("256/_hashed/")
+    assert thumbnail_key(key, 256, "jpg") != thumbnail_key("j" * 1024, 256, "jpg")
+
+
+def test_validate_decides_from_bytes_and_rejects_non_images(aws):
+    s3, _ = aws
+    with pytest.raises(UnsupportedFormat):
+        validate(upload(s3, "notes.jpg", b"just some text"), s3, SETTINGS, SOURCE)
+    with pytest.raises(CorruptImage):
+        validate(upload(s3, "cut.jpg", encode(photo(), "JPEG")[:500]), s3, SETTINGS, SOURCE)
+
+
+def test_validate_refuses_events_for_another_bucket_or_with_missing_fields(aws):
+    s3, _ = aws
+    event = upload(s3, "a.jpg", encode(photo(), "JPEG"))
+    with pytest.raises(InvalidEvent, match="bucket"):
+        validate(event, s3, SETTINGS, "some-other-bucket")
+    del event["detail"]["object"]["key"]
+    with pytest.raises(InvalidEvent, match=r"object\.key"):
+        validate(event, s3, SETTINGS, SOURCE)
+    with pytest.raises(InvalidEvent, match="Object Created"):
+        validate({**event, "detail-type": "Object Deleted"}, s3, SETTINGS, SOURCE)
+
+
+def test_validate_notices_an_overwritten_or_deleted_object(aws):
+    s3, _ = aws
+    event = upload(s3, "a.jpg", encode(photo(), "JPEG"))
+    s3.put_object(Bucket=SOURCE, Key="a.jpg", Body=encode(photo(100, 100), "PNG"))
+    with pytest.raises(SourceChanged):
+        validate(event, s3, SETTINGS, SOURCE)
+    s3.delete_object(Bucket=SOURCE, Key="a.jpg")
+    with pytest.raises(SourceMissing):
+        validate(event, s3, SETTINGS, SOURCE)
+
+
+def test_s3_throttling_is_a_retryable_error(aws):
+    s3, _ = aws
+    event = upload(s3, "a.jpg", encode(photo(), "JPEG"))
+
+    def slow_down(**kwargs):
+        raise ClientError({"Error": {"Code": "SlowDown", "Message": "Please reduce your request rate."}}, "HeadObject")
+
+    s3.meta.events.register("before-call.s3.HeadObject", slow_down)
+    with pytest.raises(TransientError, match="SlowDown"):
+        validate(event, s3, SETTINGS, SOURCE)
+
+
+# --- resize ---------------------------------------------------------------------------------
+
+
+def resize_item(facts: dict[str, Any], index: int = 0) -> dict[str, Any]:
+    """What the Map's ItemSelector hands one Resize iteration."""
+    fields = ("bucket", "key", "size", "etag", "version_id", "sequencer", "event_time")
+    return {**{f: facts[f] for f in fields}, "target": facts["targets"][index]}
+
+
+def test_resize_writes_the_thumbnail_with_headers_and_is_idempotent(aws):
+    s3, _ = aws
+    upright = photo(320, 200)
+    facts = validate(upload(s3, "p/x.jpg", jpeg_with_orientation(upright, 8, gps=True)), s3, SETTINGS, SOURCE)
+    item = resize_item(facts, 1)
+    first = resize(item, s3, SETTINGS, THUMBS, "public, max-age=60")
+    stored = s3.get_object(Bucket=THUMBS, Key="256/p/x.jpg.jpg")
+    assert first == {
+        "size": 256,
+        "key": "256/p/x.jpg.jpg",
+        "width": 256,
+        "height": 160,
+        "format": "jpeg",
+        "bytes": stored["ContentLength"],
+    }
+    assert stored["ContentType"] == "image/jpeg" and stored["CacheControl"] == "public, max-age=60"
+    image = Image.open(io.BytesIO(stored["Body"].read()))
+    assert image.size == (256, 160) and not image.getexif()
+    second = resize(item, s3, SETTINGS, THUMBS, "public, max-age=60")
+    assert second == first
+    assert s3.head_object(Bucket=THUMBS, Key="256/p/x.jpg.jpg")["ETag"] == stored["ETag"]
+
+
+def test_resize_never_writes_to_the_upload_bucket(aws):
+    s3, _ = aws
+    facts = validate(upload(s3, "a.png", encode(photo(), "PNG")), s3, SETTINGS, SOURCE)
+    resize(resize_item(facts), s3, SETTINGS, THUMBS, "max-age=1")
+    assert [o["Key"] for o in s3.list_objects_v2(Bucket=SOURCE)["Contents"]] == ["a.png"]
+
+
+# --- record ---------------------------------------------------------------------------------
+
+
+def test_record_writes_a_succeeded_item(aws):
+    s3, table = aws
+    event = upload(s3, "a b+c.png", encode(photo(), "PNG"))
+    facts = validate(event, s3, SETTINGS, SOURCE)
+    thumbs = [resize(resize_item(facts, i), s3, SETTINGS, THUMBS, "max-age=1") for i in range(2)]
+    request = {"status": "SUCCEEDED", "event": event, "image": facts, "thumbnails": thumbs, "execution_arn": EXECUTION}
+    assert record(request, table, SOURCE)["written"]
+    item = table.get_item(Key={"source_id": source_id(SOURCE, "a b+c.png")})["Item"]
+    assert item["status"] == "SUCCEEDED" and item["key"] == "a b+c.png" and item["bucket"] == SOURCE
+    assert item["execution_arn"] == EXECUTION and item["format"] == "PNG" and item["width"] == 320
+    assert [t["size"] for t in item["thumbnails"]] == [64, 256]
+    assert set(item["thumbnails"][0]) == {"size", "key", "width", "height", "format", "bytes"}
+    assert item["recorded_at"] and item["event_time"] and "error" not in item
+
+
+def test_record_writes_a_rejected_item_with_the_reason(aws):
+    s3, table = aws
+    event = upload(s3, "bad.jpg", b"not an image")
+    cause = json.dumps({"errorMessage": "not an image in an accepted format", "errorType": "UnsupportedFormat"})
+    request = {"status": "REJECTED", "event": event, "execution_arn": EXECUTION}
+    record({**request, "error": {"Error": "UnsupportedFormat", "Cause": cause}}, table, SOURCE)
+    item = table.get_item(Key={"source_id": source_id(SOURCE, "bad.jpg")})["Item"]
+    assert item["status"] == "REJECTED" and item["thumbnails"] == []
+    assert item["error"] == {"code": "UnsupportedFormat", "message": "not an image in an accepted format"}
+
+
+def status_change(event: dict[str, Any], status: str = "FAILED") -> dict[str, Any]:
+    """The EventBridge event Step Functions emits when an execution ends badly."""
+    return {
+        "detail-type": "Step Functions Execution Status Change",
+        "source": "aws.states",
+        "detail": {
+            "executionArn": EXECUTION,
+            "status": status,
+            "input": json.dumps(event),
+            "error": "TransientError",
+            "cause": json.dumps({"errorMessage": "HeadObject: SlowDown", "errorType": "TransientError"}),
+        },
+    }
+
+
+def test_a_failed_execution_is_recorded_from_its_status_change_event(aws):
+    s3, table = aws
+    event = upload(s3, "a.jpg", encode(photo(), "JPEG"))
+    record(status_change(event), table, SOURCE)
+    item = table.get_item(Key={"source_id": source_id(SOURCE, "a.jpg")})["Item"]
+    assert item["status"] == "FAILED" and item["execution_arn"] == EXECUTION
+    assert item["error"] == {"code": "TransientError", "message": "HeadObject: SlowDown"}
+
+
+def test_an_older_event_never_overwrites_a_newer_record(aws):
+    s3, table = aws
+    old = upload(s3, "a.jpg", encode(photo(), "JPEG"), sequencer="0062E99A88DC407460")
+    new = upload(s3, "a.jpg", encode(photo(100, 50), "JPEG"), sequencer="0062E99A88DC4074A0")
+    reject = {"Error": "CorruptImage", "Cause": "{}"}
+    assert record({"status": "SUCCEEDED", "event": new, "image": {}, "thumbnails": []}, table, SOURCE)["written"]
+    assert not record({"status": "REJECTED", "event": old, "error": reject}, table, SOURCE)["written"]
+    assert not record(status_change(old), table, SOURCE)["written"]
+    item = table.get_item(Key={"source_id": source_id(SOURCE, "a.jpg")})["Item"]
+    assert item["status"] == "SUCCEEDED" and item["sequencer"] == "0062E99A88DC4074A0"
+
+
+def test_sequencers_of_different_lengths_compare_by_value(aws):
+    s3, table = aws
+    short = upload(s3, "a.jpg", b"x", sequencer="FF")
+    longer = upload(s3, "a.jpg", b"x", sequencer="0100")  # 0x100 > 0xFF despite sorting lower as text
+    record({"status": "SUCCEEDED", "event": short, "thumbnails": []}, table, SOURCE)
+    assert record({"status": "SUCCEEDED", "event": longer, "thumbnails": []}, table, SOURCE)["written"]
+
+
+def test_same_event_duplicates_keep_one_item_and_failure_never_hides_success(aws):
+    s3, table = aws
+    event = upload(s3, "a.jpg", encode(photo(), "JPEG"))
+    record(status_change(event), table, SOURCE)  # first run failed ...
+    done = {"status": "SUCCEEDED", "event": event, "thumbnails": [], "execution_arn": EXECUTION}
+    assert record(done, table, SOURCE)["written"]  # ... its redrive finished: the record says so
+    assert record(done, table, SOURCE)["written"]  # a duplicate delivery rewrites the same outcome
+    assert not record(status_change(event), table, SOURCE)["written"]  # a late failure changes nothing
+    items = table.scan()["Items"]
+    assert len(items) == 1 and items[0]["status"] == "SUCCEEDED"
+
+
+def test_record_refuses_requests_it_cannot_place():
+    with pytest.raises(InvalidEvent):
+        build_record({"status": "MAYBE"}, SOURCE, datetime.now(UTC))
+    with pytest.raises(InvalidEvent):
+        build_record(
+            {"detail-type": "Step Functions Execution Status Change", "detail": {"status": "RUNNING"}},
+            SOURCE,
+            datetime.now(UTC),
+        )
+
+
+# --- the Lambda entry points, as Lambda calls them -------------------------------------------
+
+
+@pytest.fixture
+def stdout_lines(capsys):
+    """What the handlers print: their JSON log lines (as Powertools formats them) and EMF metrics."""
+    import logging
+
+    import validate.handler
+
+    logs = io.StringIO()
+    tap = logging.StreamHandler(logs)
+    tap.setFormatter(validate.handler.logger.registered_formatter)
+    service = logging.getLogger(validate.handler.logger.service)
+    service.addHandler(tap)
+    yield lambda: [
+        json.loads(line) for line in (logs.getvalue() + capsys.readouterr().out).splitlines() if line.startswith("{")
+    ]
+    service.removeHandler(tap)
+
+
+def test_lambda_handlers_end_to_end(aws, stdout_lines):
+    import record.handler
+    import resize.handler
+    import validate.handler
+
+    s3, table = aws
+    for module in (validate.handler, resize.handler):
+        module.SETTINGS = SETTINGS
+    event = upload(s3, "e2e.gif", encode(photo(), "GIF"))
+    facts = validate.handler.lambda_handler({"event": event, "execution_arn": EXECUTION}, FakeContext())
+    thumbs = [resize.handler.lambda_handler(resize_item(facts, i), FakeContext()) for i in range(2)]
+    request = {"status": "SUCCEEDED", "event": event, "image": facts, "thumbnails": thumbs, "execution_arn": EXECUTION}
+    assert record.handler.lambda_handler(request, FakeContext())["written"]
+    assert table.get_item(Key={"source_id": source_id(SOURCE, "e2e.gif")})["Item"]["status"] == "SUCCEEDED"
+    logs = stdout_lines()
+    validated = next(line for line in logs if line.get("message") == "validated")
+    assert validated["object_key"] == "e2e.gif" and validated["execution_arn"] == EXECUTION
+    assert any("_aws" in line and "BytesOut" in line for line in logs)  # EMF metrics were emitted
+
+
+def test_a_rejection_is_logged_with_key_and_reason(aws, stdout_lines):
+    import validate.handler
+
+    s3, _ = aws
+    event = upload(s3, "bad.png", b"\x89PNG\r\n\x1a\n broken")
+    with pytest.raises(CorruptImage):
+        validate.handler.lambda_handler({"event": event, "execution_arn": EXECUTION}, FakeContext())
+    logs = stdout_lines()
+    rejected = next(line for line in logs if line.get("message") == "rejected")
+    assert rejected["object_key"] == "bad.png" and rejected["reason"] == "CorruptImage"

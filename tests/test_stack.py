@@ -1,0 +1,310 @@
+"""Assertions on the synthesized template: the state machine, the rules, the network, IAM, storage."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from imaging import ConfigError
+from shell import CAUGHT_REJECTIONS
+
+from pipeline.stack import key_filter
+from pipeline.template import resources_of_type
+from pipeline.workflow import LAMBDA_SERVICE_ERRORS
+
+
+def only(template: dict[str, Any], resource_type: str) -> dict[str, Any]:
+    (resource,) = resources_of_type(template, resource_type).values()
+    return resource["Properties"]
+
+
+def lambda_functions(template):
+    return resources_of_type(template, "AWS::Lambda::Function")
+
+
+# --- the state machine ----------------------------------------------------------------------
+
+
+def test_definition_is_validate_then_map_of_resize_then_record(definition):
+    states = definition["States"]
+    assert definition["StartAt"] == "Validate"
+    assert states["Validate"]["Next"] == "Thumbnails"
+    thumbnails = states["Thumbnails"]
+    assert thumbnails["Type"] == "Map" and thumbnails["Next"] == "Record"
+    assert thumbnails["ItemsPath"] == "$.image.targets" and thumbnails["MaxConcurrency"] == 10
+    assert thumbnails["ItemProcessor"]["StartAt"] == "Resize"
+    assert states["Record"]["End"] is True
+    assert states["RecordRejected"]["Next"] == "Rejected" and states["Rejected"]["Type"] == "Succeed"
+    assert not [s for s in states.values() if s["Type"] == "Fail"]  # failures stay where they happen
+
+
+def all_tasks(definition):
+    states = dict(definition["States"])
+    states.update(definition["States"]["Thumbnails"]["ItemProcessor"]["States"])
+    return {name: s for name, s in states.items() if s["Type"] == "Task"}
+
+
+def test_every_task_retries_service_and_transient_errors_with_full_jitter(definition):
+    tasks = all_tasks(definition)
+    assert set(tasks) == {"Validate", "Resize", "Record", "RecordRejected"}
+    for name, task in tasks.items():
+        first = task["Retry"][0]
+        assert set(LAMBDA_SERVICE_ERRORS) | {"TransientError"} == set(first["ErrorEquals"]), name
+        assert first["JitterStrategy"] == "FULL" and first["MaxDelaySeconds"] > 0, name
+        assert first["IntervalSeconds"] >= 1 and first["BackoffRate"] >= 1 and first["MaxAttempts"] >= 2, name
+        retried = {error for retrier in task["Retry"] for error in retrier["ErrorEquals"]}
+        assert not retried & set(CAUGHT_REJECTIONS), f"{name} retries a rejection"
+        assert "States.ALL" not in retried, name
+
+
+def test_rejections_are_caught_and_recorded_nothing_else_is(definition):
+    states = definition["States"]
+    for name in ("Validate", "Thumbnails"):
+        (catch,) = states[name]["Catch"]
+        assert set(catch["ErrorEquals"]) == set(CAUGHT_REJECTIONS)
+        assert catch["Next"] == "RecordRejected" and catch["ResultPath"] == "$.error"
+    assert "Catch" not in states["Record"] and "Catch" not in states["RecordRejected"]
+
+
+def test_each_task_calls_its_own_function_with_the_execution_for_correlation(template, definition):
+    logical = {name.split("Functions")[1][:-8].lower(): name for name in lambda_functions(template)}
+    expected = {"Validate": "validate", "Resize": "resize", "Record": "record", "RecordRejected": "record"}
+    for name, task in all_tasks(definition).items():
+        assert task["Resource"].endswith(f":function:{logical[expected[name]]}"), name
+        assert task["Parameters"]["execution_arn.$"] == "$$.Execution.Id", name
+    assert all_tasks(definition)["Record"]["Parameters"]["status"] == "SUCCEEDED"
+    assert all_tasks(definition)["RecordRejected"]["Parameters"]["status"] == "REJECTED"
+
+
+def test_state_machine_is_standard_traced_and_logged(template):
+    machine = only(template, "AWS::StepFunctions::StateMachine")
+    assert machine["StateMachineType"] == "STANDARD"
+    assert machine["TracingConfiguration"] == {"Enabled": True}
+    assert machine["LoggingConfiguration"]["IncludeExecutionData"] is True
+    log_groups = resources_of_type(template, "AWS::Logs::LogGroup")
+    assert log_groups and all(g["Properties"].get("RetentionInDays") == 30 for g in log_groups.values())
+
+
+# --- the rules ------------------------------------------------------------------------------
+
+
+def rules(template):
+    return {
+        r["Properties"]["EventPattern"]["source"][0]: r["Properties"]
+        for r in resources_of_type(template, "AWS::Events::Rule").values()
+    }
+
+
+def test_upload_rule_matches_object_created_in_the_upload_bucket_and_has_a_dlq(template):
+    rule = rules(template)["aws.s3"]
+    pattern = rule["EventPattern"]
+    assert pattern["detail-type"] == ["Object Created"]
+    bucket_ref = pattern["detail"]["bucket"]["name"][0]["Ref"]
+    assert bucket_ref.startswith("StorageUploads")
+    (target,) = rule["Targets"]
+    assert target["Arn"]["Ref"].startswith("Pipeline")
+    assert target["DeadLetterConfig"]["Arn"]["Fn::GetAtt"][0].startswith("DeadLetters")
+    assert target["RetryPolicy"]["MaximumRetryAttempts"] == 185
+
+
+def test_failed_executions_are_recorded_by_a_status_change_rule(template):
+    rule = rules(template)["aws.states"]
+    pattern = rule["EventPattern"]
+    assert pattern["detail-type"] == ["Step Functions Execution Status Change"]
+    assert set(pattern["detail"]["status"]) == {"FAILED", "TIMED_OUT", "ABORTED"}
+    (target,) = rule["Targets"]
+    assert target["Arn"]["Fn::GetAtt"][0].startswith("FunctionsRecord")
+
+
+@pytest.mark.parametrize(
+    ("prefix", "suffixes", "expected"),
+    [
+        ("", (), None),
+        ("uploads/", (), [{"prefix": "uploads/"}]),
+        ("", (".jpg", ".png"), [{"suffix": ".jpg"}, {"suffix": ".png"}]),
+        ("in/*", (".jpg",), [{"wildcard": "in/\\**.jpg"}]),
+    ],
+)
+def test_key_filters(prefix, suffixes, expected):
+    assert key_filter(prefix, suffixes) == expected
+
+
+def test_key_filters_reach_the_rule():
+    from pipeline.app import build_app
+
+    _, stack = build_app(
+        context={"aws:cdk:bundling-stacks": [], "thumbnails": {"key_prefix": "in/", "key_suffixes": [".jpg"]}}
+    )
+    from aws_cdk.assertions import Template
+
+    rule = rules(Template.from_stack(stack).to_json())["aws.s3"]
+    assert rule["EventPattern"]["detail"]["object"] == {"key": [{"wildcard": "in/*.jpg"}]}
+
+
+# --- network --------------------------------------------------------------------------------
+
+
+def test_no_route_to_the_internet(template):
+    for forbidden in ("AWS::EC2::NatGateway", "AWS::EC2::InternetGateway", "AWS::EC2::EIP", "AWS::EC2::Route"):
+        assert not resources_of_type(template, forbidden), forbidden
+    subnets = resources_of_type(template, "AWS::EC2::Subnet").values()
+    assert subnets and not any(s["Properties"].get("MapPublicIpOnLaunch") for s in subnets)
+
+
+def test_s3_and_dynamodb_gateway_endpoints(template):
+    endpoints = resources_of_type(template, "AWS::EC2::VPCEndpoint").values()
+    services = set()
+    for endpoint in endpoints:
+        assert endpoint["Properties"]["VpcEndpointType"] == "Gateway"
+        services.add(json.dumps(endpoint["Properties"]["ServiceName"]))
+    assert any(".s3" in s for s in services) and any(".dynamodb" in s for s in services)
+
+
+def test_every_function_runs_in_the_isolated_subnets(template):
+    functions = lambda_functions(template)
+    assert len(functions) == 3  # no hidden custom-resource Lambdas
+    for name, function in functions.items():
+        vpc = function["Properties"]["VpcConfig"]
+        assert vpc["SubnetIds"] and vpc["SecurityGroupIds"], name
+        assert function["Properties"]["TracingConfig"] == {"Mode": "Active"}
+        assert function["Properties"]["Architectures"] == ["arm64"]
+        assert function["Properties"]["Runtime"] == "python3.14"
+    group = only(template, "AWS::EC2::SecurityGroup")
+    assert group["SecurityGroupEgress"] == [
+        {
+            "CidrIp": "0.0.0.0/0",
+            "Description": "HTTPS to the gateway endpoints",
+            "FromPort": 443,
+            "IpProtocol": "tcp",
+            "ToPort": 443,
+        }
+    ]
+
+
+# --- storage --------------------------------------------------------------------------------
+
+
+def test_buckets_are_private_encrypted_and_tls_only(template):
+    buckets = resources_of_type(template, "AWS::S3::Bucket")
+    assert len(buckets) == 3
+    for name, bucket in buckets.items():
+        props = bucket["Properties"]
+        assert props["PublicAccessBlockConfiguration"] == {
+            "BlockPublicAcls": True,
+            "BlockPublicPolicy": True,
+            "IgnorePublicAcls": True,
+            "RestrictPublicBuckets": True,
+        }, name
+        assert props["BucketEncryption"]["ServerSideEncryptionConfiguration"], name
+    policies = resources_of_type(template, "AWS::S3::BucketPolicy").values()
+    tls_denials = [
+        p for p in policies for s in p["Properties"]["PolicyDocument"]["Statement"]
+        if s["Effect"] == "Deny" and s.get("Condition") == {"Bool": {"aws:SecureTransport": "false"}}
+    ]  # fmt: skip
+    assert len(tls_denials) == 3
+
+
+def test_upload_bucket_sends_events_to_eventbridge_without_a_custom_resource(template):
+    uploads = [b for n, b in resources_of_type(template, "AWS::S3::Bucket").items() if n.startswith("StorageUploads")]
+    (bucket,) = uploads
+    assert bucket["Properties"]["NotificationConfiguration"] == {
+        "EventBridgeConfiguration": {"EventBridgeEnabled": True}
+    }
+    assert not resources_of_type(template, "Custom::S3BucketNotifications")
+    others = [
+        b for n, b in resources_of_type(template, "AWS::S3::Bucket").items() if not n.startswith("StorageUploads")
+    ]
+    assert not any("NotificationConfiguration" in b["Properties"] for b in others)  # thumbnails trigger nothing
+
+
+def test_table_is_keyed_by_source_on_demand_with_pitr_and_encryption(template):
+    table = only(template, "AWS::DynamoDB::Table")
+    assert table["KeySchema"] == [{"AttributeName": "source_id", "KeyType": "HASH"}]
+    assert table["BillingMode"] == "PAY_PER_REQUEST"
+    assert table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+    assert table["SSESpecification"]["SSEEnabled"] is True
+
+
+# --- IAM ------------------------------------------------------------------------------------
+
+
+def statements(template):
+    for name, policy in resources_of_type(template, "AWS::IAM::Policy").items():
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+            yield name, statement
+
+
+def test_no_wildcard_actions(template):
+    for name, statement in statements(template):
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        assert not [a for a in actions if "*" in a], f"{name}: {actions}"
+
+
+def function_statements(template, function: str):
+    return [s for name, s in statements(template) if name.startswith(f"Functions{function}")]
+
+
+def test_least_privilege_per_function(template):
+    def grants(function):
+        found = {}
+        for statement in function_statements(template, function):
+            actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+            for action in actions:
+                found[action] = json.dumps(statement["Resource"])
+        return found
+
+    validate, resize, record = grants("Validate"), grants("Resize"), grants("Record")
+    assert {a for a in validate if a.startswith("s3:")} == {"s3:GetObject", "s3:GetObjectVersion"}
+    assert "StorageUploads" in validate["s3:GetObject"]
+    assert {a for a in resize if a.startswith("s3:")} == {"s3:GetObject", "s3:GetObjectVersion", "s3:PutObject"}
+    assert "StorageThumbnails" in resize["s3:PutObject"] and "StorageUploads" not in resize["s3:PutObject"]
+    assert {a for a in record if not a.startswith("xray:")} == {"dynamodb:PutItem"}
+    assert "StorageRecords" in record["dynamodb:PutItem"]
+    assert not any(
+        a.startswith(("s3:", "dynamodb:"))
+        for a in {**validate, **resize}
+        if a not in ("s3:GetObject", "s3:GetObjectVersion", "s3:PutObject")
+    )
+
+
+# --- configuration --------------------------------------------------------------------------
+
+
+def test_function_environment_carries_the_one_configuration(template):
+    from imaging import ImagingSettings
+
+    for function in lambda_functions(template).values():
+        env = function["Properties"]["Environment"]["Variables"]
+        assert ImagingSettings.from_env(env) == ImagingSettings()
+        assert {"SOURCE_BUCKET", "THUMBNAIL_BUCKET", "TABLE_NAME", "POWERTOOLS_METRICS_NAMESPACE"} <= set(env)
+
+
+@pytest.mark.parametrize(
+    ("thumbnails", "message"),
+    [
+        ({"imaging": {"sizes": [0]}}, "sizes"),
+        ({"map_max_concurrency": 99}, "map_max_concurrency"),
+        ({"architecture": "sparc"}, "architecture"),
+        ({"resize": {"memory_mb": 64}}, "memory_mb"),
+        ({"log_retention_days": 2}, "log_retention_days"),
+        ({"sizez": [1]}, "sizez"),
+    ],
+)
+def test_a_bad_config_value_fails_synth_with_its_name(thumbnails, message):
+    from pipeline.app import build_app
+
+    with pytest.raises(ConfigError, match=message):
+        build_app(context={"aws:cdk:bundling-stacks": [], "thumbnails": thumbnails})
+
+
+def test_cdk_nag_findings_fail_synth():
+    """An unacknowledged AwsSolutions finding must stop synth: add a bucket with no access logs."""
+    from aws_cdk import aws_s3 as s3
+
+    from pipeline.app import build_app
+
+    app, stack = build_app(context={"aws:cdk:bundling-stacks": []})
+    s3.Bucket(stack, "Careless", enforce_ssl=True)
+    with pytest.raises(Exception, match="AwsSolutions-S1"):
+        app.synth()
