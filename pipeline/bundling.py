@@ -59,7 +59,7 @@ class _PipBundling:
         self._name = name
         self._architecture = architecture
 
-    def try_bundle(self, output_dir: str, **_options: object) -> bool:
+    def try_bundle(self, output_dir: str, options: object) -> bool:  # jsii passes the options struct positionally
         build_bundle(self._name, Path(output_dir), self._architecture)
         return True
 
