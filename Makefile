@@ -19,7 +19,7 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 
 test: lint
-	$(PY) -m pytest -n 2
+	$(PY) -m pytest
 
 # A real synth with bundled Lambdas (pip fetches manylinux wheels; no Docker, no AWS account).
 synth: install

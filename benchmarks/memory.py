@@ -1,0 +1,74 @@
+"""Peak memory and time of one validate-style and one resize-style run, each in a fresh process.
+
+The functions' MemorySize and the default pixel limit come from these figures (README,
+"Sizing"). Run: ``.venv/bin/python benchmarks/memory.py``. Prints one row per input and stage:
+peak RSS above the interpreter with the core imported and the object read, and wall time.
+Linux only (it reads VmHWM from /proc).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+INPUTS = [("jpeg", 24), ("jpeg", 50), ("jpeg", 100), ("png", 50), ("png", 100), ("rgba-png", 100)]
+
+_CHILD = r"""
+import sys, time, json
+def high_water_kb():  # VmHWM: peak RSS of this process image (ru_maxrss would inherit the parent's)
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+sys.path.insert(0, sys.argv[1])
+from imaging import ImagingSettings, choose_format, make_thumbnail, probe
+data = open(sys.argv[2], "rb").read()
+settings = ImagingSettings()
+base = high_water_kb()
+start = time.perf_counter()
+fmt = choose_format(probe(data, settings), settings)
+if sys.argv[3] == "validate":
+    make_thumbnail(data, min(settings.sizes), settings, fmt)
+else:
+    make_thumbnail(data, int(sys.argv[3]), settings, fmt)
+elapsed = time.perf_counter() - start
+peak = high_water_kb()
+print(json.dumps({"peak_mb": (peak - base) / 1024, "ms": elapsed * 1000, "input_mb": len(data) / 2**20}))
+"""
+
+
+def make_input(fmt: str, megapixels: int, folder: Path) -> Path:
+    from PIL import Image
+
+    width = int((megapixels * 1e6 * 4 / 3) ** 0.5)
+    height = int(megapixels * 1e6 / width)
+    image = Image.radial_gradient("L").resize((width, height)).convert("RGBA" if fmt == "rgba-png" else "RGB")
+    path = folder / f"{megapixels}mp.{fmt}.img"
+    out = io.BytesIO()
+    image.save(out, "JPEG" if fmt == "jpeg" else "PNG", **({"quality": 90} if fmt == "jpeg" else {"compress_level": 1}))
+    path.write_bytes(out.getvalue())
+    return path
+
+
+def main() -> None:
+    print(f"{'input':<14}{'MB':>7}  {'stage':<9}{'peak RSS MB':>12}{'ms':>9}")
+    with tempfile.TemporaryDirectory() as tmp:
+        for fmt, megapixels in INPUTS:
+            path = make_input(fmt, megapixels, Path(tmp))
+            for stage in ("validate", "1024"):
+                result = subprocess.run(
+                    [sys.executable, "-c", _CHILD, str(ROOT / "functions"), str(path), stage],
+                    capture_output=True, text=True, check=True,
+                )  # fmt: skip
+                row = json.loads(result.stdout)
+                name = "validate" if stage == "validate" else f"resize {stage}"
+                print(f"{fmt + ' ' + str(megapixels) + ' MP':<14}{row['input_mb']:>7.1f}  {name:<9}"
+                      f"{row['peak_mb']:>12.0f}{row['ms']:>9.0f}")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
