@@ -1,0 +1,267 @@
+"""A local Lambda runtime: warm worker processes per function, with Lambda's limits and errors.
+
+Each function runs in its own worker processes with only its own environment (as in
+Lambda, one function never sees another's variables). A worker imports the handler once
+and stays warm. An invocation that outlives the function's Timeout is killed and reported
+as ``Sandbox.Timedout``; a worker whose peak resident memory passes MemorySize is killed
+and reported as ``Runtime.OutOfMemory``. Either way only the worker dies, never the runner.
+Invocations run concurrently, so Map iterations and separate uploads use every core.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+WORKER_SCRIPT = Path(__file__).resolve().parent / "lambda_worker.py"
+POLL_SECONDS = 0.02
+# Past this multiple of MemorySize the kernel stops a runaway allocation before the poll does.
+ADDRESS_SPACE_BACKSTOP = 4
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    """What the template says about one function."""
+
+    name: str
+    handler: str
+    environment: dict[str, str]
+    timeout_seconds: int
+    memory_mb: int
+
+
+@dataclass
+class FaultSwitch:
+    """Injected failures per function: ``{"resize": ["transient", "transient"]}`` fails the next two.
+
+    Kinds: ``transient`` (our TransientError), ``throttle`` (Lambda.TooManyRequestsException),
+    ``timeout`` (Sandbox.Timedout) and ``oom`` (Runtime.OutOfMemory), each shaped as Lambda
+    reports it to Step Functions.
+    """
+
+    pending: dict[str, list[str]] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    KINDS = ("transient", "throttle", "timeout", "oom")
+
+    @classmethod
+    def parse(cls, specs: list[str]) -> FaultSwitch:
+        """``["resize=transient:2", "record=throttle"]`` (count defaults to 1)."""
+        switch = cls()
+        for spec in specs:
+            try:
+                function, rest = spec.split("=", 1)
+                kind, _, count = rest.partition(":")
+                times = int(count or 1)
+            except ValueError:
+                raise ValueError(f"fault {spec!r}: expected FUNCTION=KIND[:COUNT], e.g. resize=transient:2") from None
+            if kind not in cls.KINDS:
+                raise ValueError(f"fault {spec!r}: kind must be one of {', '.join(cls.KINDS)}")
+            switch.pending.setdefault(function, []).extend([kind] * times)
+        return switch
+
+    def take(self, function: str) -> str | None:
+        with self.lock:
+            queue = self.pending.get(function)
+            return queue.pop(0) if queue else None
+
+
+def lambda_error(error_type: str, message: str) -> bytes:
+    return json.dumps({"errorType": error_type, "errorMessage": message}).encode()
+
+
+def _fault_error(kind: str, spec: FunctionSpec, request_id: str) -> bytes:
+    if kind == "transient":
+        return lambda_error("TransientError", "injected transient fault (local fault switch)")
+    if kind == "throttle":
+        return lambda_error("Lambda.TooManyRequestsException", "Rate Exceeded. (injected by the local fault switch)")
+    if kind == "timeout":
+        return _timeout_error(spec, request_id)
+    return _oom_error(request_id)
+
+
+def _timeout_error(spec: FunctionSpec, request_id: str) -> bytes:
+    return lambda_error(
+        "Sandbox.Timedout", f"RequestId: {request_id} Error: Task timed out after {spec.timeout_seconds:.2f} seconds"
+    )
+
+
+def _oom_error(request_id: str) -> bytes:
+    return lambda_error(
+        "Runtime.OutOfMemory", f"RequestId: {request_id} Error: Runtime exited with error: signal: killed"
+    )
+
+
+class _Worker:
+    def __init__(self, spec: FunctionSpec, code_dir: Path, environment: dict[str, str], log: IO[bytes]) -> None:
+        self.spec = spec
+        read_fd, write_fd = os.pipe()
+        backstop = spec.memory_mb * ADDRESS_SPACE_BACKSTOP * 1024 * 1024 + 2 * 1024**3
+        self.process = subprocess.Popen(
+            [sys.executable, str(WORKER_SCRIPT), spec.handler, str(write_fd), str(backstop)],
+            cwd=code_dir,
+            env=environment,
+            stdin=subprocess.PIPE,
+            stdout=log,
+            stderr=log,
+            pass_fds=(write_fd,),
+        )
+        os.close(write_fd)
+        self.replies = os.fdopen(read_fd, "rb")
+        self._buffer = b""
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def peak_memory_mb(self) -> float:
+        try:
+            for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+        except (FileNotFoundError, ProcessLookupError):
+            pass
+        return 0.0
+
+    def read_reply(self, deadline: float, memory_mb: int) -> tuple[str, dict[str, Any] | None]:
+        """('ok', reply) | ('timeout', None) | ('oom', None) | ('died', None)."""
+        while True:
+            if b"\n" in self._buffer:
+                line, self._buffer = self._buffer.split(b"\n", 1)
+                return "ok", json.loads(line)
+            if self.peak_memory_mb() > memory_mb:
+                return "oom", None
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return "timeout", None
+            ready, _, _ = select.select([self.replies], [], [], min(POLL_SECONDS, remaining))
+            if ready:
+                chunk = os.read(self.replies.fileno(), 1 << 16)
+                if not chunk:
+                    return ("oom" if self.peak_memory_mb() > memory_mb else "died"), None
+                self._buffer += chunk
+
+    def send(self, request: dict[str, Any]) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write(json.dumps(request).encode() + b"\n")
+        self.process.stdin.flush()
+
+    def kill(self) -> None:
+        if self.alive():
+            self.process.kill()
+        self.process.wait()
+        self.replies.close()
+
+
+class LocalLambdaRuntime:
+    """Runs the template's functions from ``code_dir``; thread-safe, any number of callers at once."""
+
+    def __init__(
+        self,
+        functions: dict[str, FunctionSpec],
+        code_dir: Path,
+        base_environment: dict[str, str],
+        log_dir: Path,
+        faults: FaultSwitch | None = None,
+        max_workers_per_function: int | None = None,
+    ) -> None:
+        self.functions = functions
+        self.code_dir = code_dir
+        self.base_environment = base_environment
+        self.log_dir = log_dir
+        self.faults = faults or FaultSwitch()
+        self._idle: dict[str, list[_Worker]] = {name: [] for name in functions}
+        limit = max_workers_per_function or max(2, (os.cpu_count() or 2) * 2)
+        self._slots = {name: threading.BoundedSemaphore(limit) for name in functions}
+        self._lock = threading.Lock()
+        self._async: list[threading.Thread] = []
+        self.invocations: dict[str, int] = {name: 0 for name in functions}
+        log_dir.mkdir(parents=True, exist_ok=True)
+
+    def environment_for(self, spec: FunctionSpec) -> dict[str, str]:
+        return {
+            **self.base_environment,
+            **spec.environment,
+            "AWS_LAMBDA_FUNCTION_NAME": spec.name,
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory_mb),
+            "AWS_LAMBDA_FUNCTION_TIMEOUT": str(spec.timeout_seconds),
+        }
+
+    def _spawn(self, spec: FunctionSpec) -> _Worker:
+        log = (self.log_dir / f"{spec.name}.log").open("ab")
+        worker = _Worker(spec, self.code_dir, self.environment_for(spec), log)
+        log.close()
+        status, reply = worker.read_reply(time.monotonic() + 60, spec.memory_mb)
+        if status != "ok" or not (reply or {}).get("ready"):
+            worker.kill()
+            raise RuntimeError(f"the local worker for {spec.name} did not start ({status}); see {self.log_dir}")
+        return worker
+
+    def invoke(self, name: str, payload: bytes) -> tuple[bytes, str | None]:
+        """Synchronous Invoke: (payload, FunctionError) exactly as Lambda returns them."""
+        spec = self.functions[name]
+        request_id = str(uuid.uuid4())
+        with self._lock:
+            self.invocations[name] += 1
+        fault = self.faults.take(name)
+        if fault:
+            return _fault_error(fault, spec, request_id), "Unhandled"
+        with self._slots[name]:
+            with self._lock:
+                worker = self._idle[name].pop() if self._idle[name] else None
+            if worker is None or not worker.alive():
+                worker = self._spawn(spec)
+            started = time.monotonic()
+            worker.send(
+                {"payload": payload.decode(), "request_id": request_id, "deadline": time.time() + spec.timeout_seconds}
+            )
+            status, reply = worker.read_reply(started + spec.timeout_seconds, spec.memory_mb)
+            if status == "ok" and reply is not None and not reply.get("fatal"):
+                with self._lock:
+                    self._idle[name].append(worker)
+                return reply["payload"].encode(), (None if reply["ok"] else "Unhandled")
+            worker.kill()
+            if status == "timeout":
+                return _timeout_error(spec, request_id), "Unhandled"
+            if status in ("oom", "died") or (reply or {}).get("fatal"):
+                return _oom_error(request_id), "Unhandled"
+            return lambda_error("Runtime.ExitError", f"RequestId: {request_id} Error: Runtime exited"), "Unhandled"
+
+    def invoke_async(self, name: str, payload: bytes, retries: int = 2) -> None:
+        """Event invocation: returns at once; retried twice on error, as Lambda retries async events."""
+
+        def run() -> None:
+            for _ in range(retries + 1):
+                _, error = self.invoke(name, payload)
+                if error is None:
+                    return
+
+        thread = threading.Thread(target=run, name=f"async-{name}", daemon=True)
+        with self._lock:
+            self._async = [t for t in self._async if t.is_alive()] + [thread]
+        thread.start()
+
+    def wait_for_async(self, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._lock:
+                pending = [t for t in self._async if t.is_alive()]
+            if not pending or time.monotonic() > deadline:
+                return
+            pending[0].join(timeout=max(0.0, deadline - time.monotonic()))
+
+    def close(self) -> None:
+        with self._lock:
+            workers = [w for idle in self._idle.values() for w in idle]
+            for idle in self._idle.values():
+                idle.clear()
+        for worker in workers:
+            worker.kill()

@@ -1,0 +1,365 @@
+"""The embedded default: the synthesized template, deployed on moto, with a local Lambda runtime.
+
+Nothing here describes the pipeline. Buckets, table, rules, functions and the state machine
+are all read from the CloudFormation template that ``cdk synth`` writes; this module only
+turns each resource into the matching moto API calls, resolving ``Ref`` and ``Fn::GetAtt``
+to local names and ARNs. moto runs as a server on loopback, so the handlers (in worker
+processes) and the AWS CLI reach it through ``AWS_ENDPOINT_URL`` with boto3 unchanged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import socket
+import threading
+import time
+import uuid
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import moto_internals
+from .lambda_runtime import FaultSwitch, FunctionSpec, LocalLambdaRuntime
+from .template import resources_of_type, state_machine_definition
+
+ROOT = Path(__file__).resolve().parent.parent
+FUNCTIONS_DIR = ROOT / "functions"
+ACCOUNT = "123456789012"
+REGION = "us-east-1"
+SOURCES = ("app.py", "cdk.json", "pipeline", "functions")
+
+
+# --- the template ---------------------------------------------------------------------------
+
+
+def sources_hash() -> str:
+    """A hash of everything the template is built from."""
+    digest = hashlib.sha256()
+    for name in SOURCES:
+        path = ROOT / name
+        files = [path] if path.is_file() else sorted(p for p in path.rglob("*.py") if "__pycache__" not in p.parts)
+        for file in files + ([p for p in path.rglob("requirements.txt")] if path.is_dir() else []):
+            digest.update(str(file.relative_to(ROOT)).encode())
+            digest.update(file.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def load_template(cache_dir: Path, stack_name: str = "ThumbnailPipeline") -> dict[str, Any]:
+    """``cdk.out``'s template when it is newer than every source; else synthesize once and cache by hash."""
+    built = ROOT / "cdk.out" / f"{stack_name}.template.json"
+    newest_source = max(
+        p.stat().st_mtime
+        for name in SOURCES
+        for p in ([ROOT / name] if (ROOT / name).is_file() else (ROOT / name).rglob("*"))
+        if p.is_file() and "__pycache__" not in p.parts
+    )
+    if built.exists() and built.stat().st_mtime >= newest_source:
+        return json.loads(built.read_text())
+    cached = cache_dir / f"template-{sources_hash()}.json"
+    if cached.exists():
+        return json.loads(cached.read_text())
+    from aws_cdk.assertions import Template
+
+    from .app import build_app
+
+    _, stack = build_app(outdir=None, context={"aws:cdk:bundling-stacks": []})
+    template = Template.from_stack(stack).to_json()
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    cached.write_text(json.dumps(template))
+    return template
+
+
+# --- names for the template's resources ------------------------------------------------------
+
+
+@dataclass
+class Names:
+    """Local physical names and ARNs for the template's logical IDs (what Ref and GetAtt return)."""
+
+    refs: dict[str, str] = field(default_factory=dict)
+    arns: dict[str, str] = field(default_factory=dict)
+
+    def resolve(self, value: Any) -> Any:
+        if isinstance(value, dict):
+            if set(value) == {"Ref"}:
+                return self.refs.get(value["Ref"], value["Ref"])
+            if set(value) == {"Fn::GetAtt"}:
+                logical, attribute = value["Fn::GetAtt"]
+                return self.arns[logical] if attribute == "Arn" else self.refs[logical]
+            if set(value) == {"Fn::Join"}:
+                separator, parts = value["Fn::Join"]
+                return separator.join(str(self.resolve(p)) for p in parts)
+            return {k: self.resolve(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.resolve(v) for v in value]
+        return value
+
+
+def physical_names(template: dict[str, Any], stack_name: str) -> Names:
+    names = Names()
+    prefix = stack_name.lower()
+    for logical, resource in template["Resources"].items():
+        kind = resource["Type"]
+        if kind == "AWS::S3::Bucket":
+            bucket = f"{prefix}-{logical.lower()}"[:63]
+            names.refs[logical], names.arns[logical] = bucket, f"arn:aws:s3:::{bucket}"
+        elif kind == "AWS::DynamoDB::Table":
+            names.refs[logical] = logical
+            names.arns[logical] = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{logical}"
+        elif kind == "AWS::Lambda::Function":
+            names.refs[logical] = logical
+            names.arns[logical] = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{logical}"
+        elif kind == "AWS::StepFunctions::StateMachine":
+            arn = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{logical}"
+            names.refs[logical], names.arns[logical] = arn, arn
+        elif kind == "AWS::IAM::Role":
+            names.refs[logical] = logical
+            names.arns[logical] = f"arn:aws:iam::{ACCOUNT}:role/{logical}"
+        elif kind == "AWS::SQS::Queue":
+            names.refs[logical] = f"http://localhost/{ACCOUNT}/{logical}"
+            names.arns[logical] = f"arn:aws:sqs:{REGION}:{ACCOUNT}:{logical}"
+    return names
+
+
+def output_of(template: dict[str, Any], names: Names, output: str) -> str:
+    return str(names.resolve(template["Outputs"][output]["Value"]))
+
+
+# --- moto on loopback --------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class LocalStack:
+    """moto server + the template's resources + the local Lambda runtime, wired as on AWS."""
+
+    def __init__(
+        self,
+        template: dict[str, Any],
+        state_dir: Path,
+        *,
+        port: int | None = None,
+        faults: FaultSwitch | None = None,
+        stack_name: str = "ThumbnailPipeline",
+        on_execution_end: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
+        self.template = template
+        self.state_dir = state_dir
+        self.port = port or free_port()
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.names = physical_names(template, stack_name)
+        self.faults = faults or FaultSwitch()
+        self.on_execution_end = on_execution_end
+        self._server: Any = None
+        self.runtime: LocalLambdaRuntime | None = None
+        self._ended = threading.Condition()
+        self._clients: dict[str, Any] = {}
+        self._clients_lock = threading.Lock()
+        self.ended: list[dict[str, Any]] = []
+
+    # outputs, as the stack outputs them
+    @property
+    def upload_bucket(self) -> str:
+        return output_of(self.template, self.names, "UploadBucketName")
+
+    @property
+    def thumbnail_bucket(self) -> str:
+        return output_of(self.template, self.names, "ThumbnailBucketName")
+
+    @property
+    def table_name(self) -> str:
+        return output_of(self.template, self.names, "RecordsTableName")
+
+    @property
+    def state_machine_arn(self) -> str:
+        return output_of(self.template, self.names, "StateMachineArn")
+
+    def client(self, service: str) -> Any:
+        """One client per service, made under a lock: creating boto3 clients is not thread-safe."""
+        import boto3
+
+        with self._clients_lock:
+            if service not in self._clients:
+                self._clients[service] = boto3.session.Session().client(
+                    service,
+                    endpoint_url=self.endpoint,
+                    region_name=REGION,
+                    aws_access_key_id="local",
+                    aws_secret_access_key="local",
+                )
+            return self._clients[service]
+
+    def start(self) -> LocalStack:
+        import logging
+
+        from moto.server import ThreadedMotoServer
+
+        logging.getLogger("werkzeug").setLevel(
+            logging.INFO if os.environ.get("THUMBS_DEBUG") else logging.WARNING
+        )  # one line per request otherwise
+
+        os.environ["MOTO_PORT"] = str(self.port)  # moto's interpreter calls Lambda on this port
+        moto_internals.enable_execution()
+        self.runtime = LocalLambdaRuntime(
+            self._function_specs(),
+            FUNCTIONS_DIR,
+            self._worker_base_environment(),
+            self.state_dir / "logs",
+            faults=self.faults,
+        )
+        moto_internals.install(
+            invoke=self.runtime.invoke,
+            invoke_async=self.runtime.invoke_async,
+            start_execution=self._start_execution,
+            execution_ended=self._execution_ended,
+        )
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+        self._server.start()
+        return self
+
+    def stop(self) -> None:
+        if self.runtime is not None:
+            self.runtime.wait_for_async()
+            self.runtime.close()
+        if self._server is not None:
+            self._server.stop()
+
+    def __enter__(self) -> LocalStack:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _worker_base_environment(self) -> dict[str, str]:
+        return {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "LANG": "C.UTF-8",
+            "AWS_ENDPOINT_URL": self.endpoint,
+            "AWS_ACCESS_KEY_ID": "local",
+            "AWS_SECRET_ACCESS_KEY": "local",
+            "AWS_REGION": REGION,
+            "AWS_DEFAULT_REGION": REGION,
+            "POWERTOOLS_TRACE_DISABLED": "true",  # no X-Ray daemon on a laptop
+            "PYTHONDONTWRITEBYTECODE": "1",
+        }
+
+    def _function_specs(self) -> dict[str, FunctionSpec]:
+        specs = {}
+        for logical, resource in resources_of_type(self.template, "AWS::Lambda::Function").items():
+            props = resource["Properties"]
+            environment = self.names.resolve(props.get("Environment", {}).get("Variables", {}))
+            specs[self.names.refs[logical]] = FunctionSpec(
+                name=self.names.refs[logical],
+                handler=props["Handler"],
+                environment={k: str(v) for k, v in environment.items()},
+                timeout_seconds=int(props.get("Timeout", 3)),
+                memory_mb=int(props.get("MemorySize", 128)),
+            )
+        return specs
+
+    # --- deploy: one moto call per template resource -----------------------------------------
+    def deploy(self, before_events: Callable[[LocalStack], None] | None = None) -> None:
+        """Create every resource; ``before_events`` runs after the buckets exist, before S3 notifies."""
+        s3, dynamodb, events, sfn, sqs, lam, iam = (
+            self.client(s) for s in ("s3", "dynamodb", "events", "stepfunctions", "sqs", "lambda", "iam")
+        )
+        role = iam.create_role(RoleName="local", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+        buckets = resources_of_type(self.template, "AWS::S3::Bucket")
+        for logical in buckets:
+            s3.create_bucket(Bucket=self.names.refs[logical])
+        for logical, resource in resources_of_type(self.template, "AWS::DynamoDB::Table").items():
+            props = resource["Properties"]
+            dynamodb.create_table(
+                TableName=self.names.refs[logical],
+                KeySchema=props["KeySchema"],
+                AttributeDefinitions=props["AttributeDefinitions"],
+                BillingMode=props.get("BillingMode", "PAY_PER_REQUEST"),
+            )
+        for logical in resources_of_type(self.template, "AWS::SQS::Queue"):
+            sqs.create_queue(QueueName=logical)
+        for logical, spec in self._function_specs().items():
+            lam.create_function(
+                FunctionName=logical,
+                Runtime="python3.12",
+                Role=role,
+                Handler=spec.handler,
+                Code={"ZipFile": _empty_zip()},
+                Timeout=spec.timeout_seconds,
+                MemorySize=spec.memory_mb,
+                Environment={"Variables": spec.environment},
+            )
+        for logical in resources_of_type(self.template, "AWS::StepFunctions::StateMachine"):
+            definition = state_machine_definition(self.template, self.names.resolve)
+            sfn.create_state_machine(name=logical, definition=json.dumps(definition), roleArn=role)
+        for logical, resource in resources_of_type(self.template, "AWS::Events::Rule").items():
+            props = self.names.resolve(resource["Properties"])
+            events.put_rule(Name=logical, EventPattern=json.dumps(props["EventPattern"]), State="ENABLED")
+            events.put_targets(Rule=logical, Targets=[{"Id": t["Id"], "Arn": t["Arn"]} for t in props["Targets"]])
+        if before_events is not None:
+            before_events(self)
+        for logical, resource in buckets.items():
+            config = resource["Properties"].get("NotificationConfiguration", {})
+            if config.get("EventBridgeConfiguration", {}).get("EventBridgeEnabled"):
+                s3.put_bucket_notification_configuration(
+                    Bucket=self.names.refs[logical], NotificationConfiguration={"EventBridgeConfiguration": {}}
+                )
+
+    # --- what moto_internals calls back ---------------------------------------------------------
+    def _start_execution(self, state_machine_arn: str, event_json: str) -> None:
+        # EventBridge names its executions with a UUID; moto would otherwise name every one "None".
+        self.client("stepfunctions").start_execution(
+            stateMachineArn=state_machine_arn, name=str(uuid.uuid4()), input=event_json
+        )
+
+    def _execution_ended(self, account: str, region: str, detail: dict[str, Any]) -> None:
+        if detail["status"] != "SUCCEEDED":
+            self.client("events").put_events(
+                Entries=[
+                    {
+                        "Source": "aws.states",
+                        "DetailType": "Step Functions Execution Status Change",
+                        "Detail": json.dumps(detail),
+                        "Resources": [detail["executionArn"]],
+                    }
+                ]
+            )
+        with self._ended:
+            self.ended.append(detail)
+            self._ended.notify_all()
+        if self.on_execution_end is not None:
+            self.on_execution_end(detail)
+
+    def wait_for_executions(
+        self, count: int, timeout: float = 600, progress: Callable[[int], None] | None = None
+    ) -> bool:
+        """Block until ``count`` executions have ended (since start); False on timeout."""
+        deadline = time.monotonic() + timeout
+        with self._ended:
+            while len(self.ended) < count:
+                if progress:
+                    progress(len(self.ended))
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._ended.wait(timeout=min(0.5, remaining))
+        if progress:
+            progress(len(self.ended))
+        if self.runtime is not None:
+            self.runtime.wait_for_async()
+        return True
+
+
+def _empty_zip() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("README", "code runs from functions/ through the local runtime")
+    return buffer.getvalue()

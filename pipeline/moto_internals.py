@@ -1,0 +1,206 @@
+"""Every touch of moto's private internals, in one small module, each with a contract test.
+
+moto gives the embedded default its in-process AWS (S3, DynamoDB, EventBridge, SQS and Step
+Functions with LocalStack's state-machine interpreter). Four things it does not do the way
+AWS does, and this module supplies them:
+
+1. Lambda ``Invoke`` would need Docker: it is routed to the local Lambda runtime.
+2. EventBridge cannot deliver to Step Functions or Lambda targets: those targets are
+   delivered here (StartExecution over the public API; Lambda as an async invocation).
+3. S3's EventBridge event has a fixed sequencer, a numeric ``time`` and ``eTag`` spelled
+   unlike AWS: the event is built here as AWS sends it, with an increasing sequencer.
+4. Executions do not emit "Step Functions Execution Status Change" events: they are put
+   on the default bus here when an execution ends.
+
+moto is pinned (``MOTO_VERSION``); ``tests/test_moto_internals.py`` fails loudly on an
+upgrade that moves any of these seams.
+"""
+
+from __future__ import annotations
+
+import datetime
+import itertools
+import json
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import moto
+
+MOTO_VERSION = "5.2.5"
+
+# (payload, function_error) -> what Lambda's Invoke returns: FunctionError "Unhandled" on failure.
+LambdaInvoker = Callable[[str, bytes], tuple[bytes, str | None]]
+AsyncLambdaInvoker = Callable[[str, bytes], None]
+StartExecution = Callable[[str, str], None]
+ExecutionEnded = Callable[[str, str, dict[str, Any]], None]
+
+_installed: dict[str, Any] = {}
+_sequence = itertools.count(1)
+_sequence_lock = threading.Lock()
+
+
+def check_version() -> None:
+    if moto.__version__ != MOTO_VERSION:
+        raise RuntimeError(
+            f"the local stack is built against moto {MOTO_VERSION}, found {moto.__version__}; "
+            "update pipeline/moto_internals.py and its contract tests before moving the pin"
+        )
+
+
+def enable_execution(config: dict[str, Any] | None = None) -> None:
+    """Turn on moto's Step Functions interpreter (``execute_state_machine``) for this process."""
+    from moto.core.config import default_user_config
+
+    default_user_config.setdefault("stepfunctions", {})["execute_state_machine"] = True
+
+
+def next_sequencer() -> str:
+    """An S3-style sequencer that grows with every event of this process (hex, as S3 sends it)."""
+    with _sequence_lock:
+        value = next(_sequence)
+    now = int(datetime.datetime.now(datetime.UTC).timestamp() * 1_000_000)
+    return f"{now:016X}{value:08X}"
+
+
+def install(
+    *,
+    invoke: LambdaInvoker,
+    invoke_async: AsyncLambdaInvoker,
+    start_execution: StartExecution,
+    execution_ended: ExecutionEnded,
+) -> None:
+    """Patch the four seams. Idempotent: a second call replaces the callbacks."""
+    check_version()
+    _installed.update(
+        invoke=invoke, invoke_async=invoke_async, start_execution=start_execution, execution_ended=execution_ended
+    )
+    if _installed.get("patched"):
+        return
+    _patch_lambda_invoke()
+    _patch_rule_targets()
+    _patch_s3_eventbridge()
+    _patch_execution_end()
+    _installed["patched"] = True
+
+
+# 1. Lambda Invoke -> local runtime -------------------------------------------------------------
+def _patch_lambda_invoke() -> None:
+    from moto.awslambda.models import LambdaBackend
+
+    def invoke(
+        self: Any, function_name: str, qualifier: str | None, body: Any, headers: Any, response_headers: Any
+    ) -> bytes:
+        fn = self.get_function(function_name, qualifier)
+        payload = body if isinstance(body, bytes) else (body or "{}").encode()
+        result, function_error = _installed["invoke"](fn.function_name, payload)
+        if function_error:
+            response_headers["x-amz-function-error"] = function_error
+        response_headers["Content-Length"] = str(len(result))
+        return result
+
+    LambdaBackend.invoke = invoke
+
+
+# 2. EventBridge targets: Step Functions and Lambda -------------------------------------------
+def _patch_rule_targets() -> None:
+    from moto.events.models import Rule
+
+    original = Rule.send_to_targets
+
+    def send_to_targets(self: Any, original_event: dict[str, Any], transform_input: bool = True) -> None:
+        if not self.event_pattern.matches_event(original_event):
+            return
+        ours = [t for t in self.targets if t["Arn"].split(":")[2] in ("states", "lambda")]
+        others = [t for t in self.targets if t not in ours]
+        event = _as_delivered(original_event)
+        for target in ours:
+            body = json.dumps(event)
+            if target["Arn"].split(":")[2] == "states":
+                _installed["start_execution"](target["Arn"], body)
+            else:
+                _installed["invoke_async"](target["Arn"].split(":")[6], body.encode())
+        if others:
+            saved = self.targets
+            self.targets = others
+            try:
+                original(self, original_event, transform_input)
+            finally:
+                self.targets = saved
+
+    Rule.send_to_targets = send_to_targets
+
+
+def _as_delivered(event: dict[str, Any]) -> dict[str, Any]:
+    """The event as EventBridge hands it to a target: ISO time, no moto-only fields."""
+    delivered = {k: v for k, v in event.items() if k != "ingestion-time"}
+    if isinstance(delivered.get("time"), (int, float)):
+        moment = datetime.datetime.fromtimestamp(delivered["time"], datetime.UTC)
+        delivered["time"] = moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return delivered
+
+
+# 3. S3 -> EventBridge, shaped as AWS sends it --------------------------------------------------
+def _patch_s3_eventbridge() -> None:
+    from moto.s3 import notifications
+
+    def send(account_id: str, bucket: Any, event_name: str, key: Any) -> None:
+        from moto.events.models import events_backends
+
+        detail_type = notifications._detail_type(event_name)
+        detail: dict[str, Any] = {
+            "version": "0",
+            "bucket": {"name": bucket.name},
+            "object": {
+                "key": key.name,
+                "size": key.size,
+                "etag": key.etag.replace('"', ""),
+                "sequencer": next_sequencer(),
+            },
+            "request-id": "LOCAL",
+            "requester": account_id,
+            "source-ip-address": "127.0.0.1",
+            "reason": "PutObject" if event_name.endswith("Put") else event_name.split(":")[-1],
+        }
+        if key.version_id and key.version_id != "null":
+            detail["object"]["version-id"] = key.version_id
+        backend = events_backends[account_id][bucket.region_name]
+        backend.put_events(
+            [
+                {
+                    "Source": "aws.s3",
+                    "DetailType": detail_type,
+                    "Detail": json.dumps(detail),
+                    "Resources": [bucket.arn],
+                }
+            ]
+        )
+
+    notifications._send_event_bridge_message = send
+
+
+# 4. Execution Status Change events -------------------------------------------------------------
+def _patch_execution_end() -> None:
+    from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommunication
+
+    original = BaseExecutionWorkerCommunication.terminated
+
+    def terminated(self: Any) -> None:
+        original(self)
+        execution = self.execution
+        status = execution.exec_status.value if execution.exec_status else "FAILED"
+        detail = {
+            "executionArn": execution.exec_arn,
+            "stateMachineArn": execution.state_machine_arn,
+            "name": execution.name,
+            "status": status,
+            "startDate": int(execution.start_date.timestamp() * 1000),
+            "stopDate": int(execution.stop_date.timestamp() * 1000) if execution.stop_date else None,
+            "input": json.dumps(execution.input_data),
+            "output": json.dumps(execution.output) if execution.output is not None else None,
+            "error": getattr(execution, "error", None),
+            "cause": getattr(execution, "cause", None),
+        }
+        _installed["execution_ended"](execution.account_id, execution.region_name, detail)
+
+    BaseExecutionWorkerCommunication.terminated = terminated
