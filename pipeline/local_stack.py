@@ -164,6 +164,7 @@ class LocalStack:
         self._ended = threading.Condition()
         self._clients: dict[str, Any] = {}
         self._clients_lock = threading.Lock()
+        self.started_executions = 0
         self.ended: list[dict[str, Any]] = []
 
     # outputs, as the stack outputs them
@@ -315,6 +316,8 @@ class LocalStack:
 
     # --- what moto_internals calls back ---------------------------------------------------------
     def _start_execution(self, state_machine_arn: str, event_json: str) -> None:
+        with self._clients_lock:
+            self.started_executions += 1
         # EventBridge names its executions with a UUID; moto would otherwise name every one "None".
         self.client("stepfunctions").start_execution(
             stateMachineArn=state_machine_arn, name=str(uuid.uuid4()), input=event_json
