@@ -4,7 +4,7 @@ PY     := $(VENV)/bin/python
 # Prefer the Lambda runtime's Python family when the machine has a 3.12+; any 3.11+ works.
 PYTHON ?= $(shell for p in python3.14 python3.13 python3.12 python3; do $$p -c 'import sys; assert sys.version_info >= (3, 11)' >/dev/null 2>&1 && { echo $$p; break; }; done)
 
-.PHONY: install test lint synth clean
+.PHONY: install run test lint synth clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -13,6 +13,11 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	touch $@
 
 install: $(VENV)/.installed
+
+# The pipeline on this machine: the synthesized template on moto, the handlers in local Lambda workers.
+run: install
+	$(VENV)/bin/thumbs run --out thumbs-out
+	@echo "Thumbnails and records.jsonl: ./thumbs-out   Executions: .venv/bin/thumbs executions"
 
 lint: install
 	$(VENV)/bin/ruff check .
@@ -26,4 +31,4 @@ synth: install
 	$(PY) app.py
 
 clean:
-	rm -rf $(VENV) cdk.out .pytest_cache
+	rm -rf $(VENV) cdk.out .pytest_cache .thumbs thumbs-out

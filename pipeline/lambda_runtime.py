@@ -69,10 +69,13 @@ class FaultSwitch:
             switch.pending.setdefault(function, []).extend([kind] * times)
         return switch
 
-    def take(self, function: str) -> str | None:
+    def take(self, *names: str) -> str | None:
+        """The next fault for a function known by any of ``names`` (its name, or its handler's package)."""
         with self.lock:
-            queue = self.pending.get(function)
-            return queue.pop(0) if queue else None
+            for name in names:
+                if self.pending.get(name):
+                    return self.pending[name].pop(0)
+            return None
 
 
 def lambda_error(error_type: str, message: str) -> bytes:
@@ -211,7 +214,7 @@ class LocalLambdaRuntime:
         request_id = str(uuid.uuid4())
         with self._lock:
             self.invocations[name] += 1
-        fault = self.faults.take(name)
+        fault = self.faults.take(name, spec.handler.split(".")[0])  # "resize" names the resize function
         if fault:
             return _fault_error(fault, spec, request_id), "Unhandled"
         with self._slots[name]:

@@ -225,6 +225,10 @@ class LocalStack:
         )
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
         self._server.start()
+        # moto's backends live for the process: start every stack from an empty account.
+        import requests
+
+        requests.post(f"{self.endpoint}/moto-api/reset", timeout=30).raise_for_status()
         return self
 
     def stop(self) -> None:

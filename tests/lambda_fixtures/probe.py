@@ -1,0 +1,31 @@
+"""Handlers for testing the local Lambda runtime itself: they report what a worker sees."""
+
+import os
+import time
+
+IMPORTED_AT = time.time()  # a warm worker imports this once
+
+
+def echo(event, context):
+    started = time.time()
+    time.sleep(event.get("sleep", 0))
+    return {
+        "pid": os.getpid(),
+        "imported_at": IMPORTED_AT,
+        "env": {name: os.environ.get(name) for name in event.get("env", [])},
+        "remaining_ms": context.get_remaining_time_in_millis(),
+        "function_name": context.function_name,
+        "started": started,
+        "ended": time.time(),
+    }
+
+
+def allocate(event, context):
+    block = bytearray(event["mb"] * 1024 * 1024)
+    for offset in range(0, len(block), 4096):  # touch every page: resident, not just reserved
+        block[offset] = 1
+    return {"allocated_mb": event["mb"]}
+
+
+def fail(event, context):
+    raise ValueError("boom")

@@ -1,0 +1,101 @@
+"""The local Lambda runtime: warm workers, isolation, concurrency, Lambda's timeout and memory errors."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import pytest
+
+from pipeline.lambda_runtime import FaultSwitch, FunctionSpec, LocalLambdaRuntime
+
+TESTS = Path(__file__).resolve().parent
+
+
+def spec(name: str, handler: str, *, timeout: int = 10, memory: int = 256, env: dict | None = None) -> FunctionSpec:
+    return FunctionSpec(name, f"lambda_fixtures.probe.{handler}", env or {}, timeout, memory)
+
+
+@pytest.fixture
+def runtime(tmp_path):
+    functions = {
+        "a": spec("a", "echo", env={"ONLY_A": "a-secret"}),
+        "b": spec("b", "echo", env={"ONLY_B": "b-value"}),
+        "slow": spec("slow", "echo", timeout=1),
+        "hungry": spec("hungry", "allocate", memory=128),
+        "broken": spec("broken", "fail"),
+    }
+    rt = LocalLambdaRuntime(functions, TESTS, {"PATH": "/usr/bin:/bin"}, tmp_path / "logs")
+    yield rt
+    rt.close()
+
+
+def call(rt, name, event):
+    payload, error = rt.invoke(name, json.dumps(event).encode())
+    return json.loads(payload), error
+
+
+def test_workers_stay_warm_and_import_once(runtime):
+    first, _ = call(runtime, "a", {})
+    second, _ = call(runtime, "a", {})
+    assert first["pid"] == second["pid"] and first["imported_at"] == second["imported_at"]
+    assert first["function_name"] == "a" and 0 < first["remaining_ms"] <= 10_000
+
+
+def test_each_function_sees_only_its_own_environment(runtime):
+    a, _ = call(runtime, "a", {"env": ["ONLY_A", "ONLY_B", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE"]})
+    b, _ = call(runtime, "b", {"env": ["ONLY_A", "ONLY_B"]})
+    assert a["env"] == {"ONLY_A": "a-secret", "ONLY_B": None, "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "256"}
+    assert b["env"] == {"ONLY_A": None, "ONLY_B": "b-value"}
+    assert a["pid"] != b["pid"]
+
+
+def test_invocations_run_concurrently_in_separate_workers(runtime):
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(call(runtime, "a", {"sleep": 0.5})[0])) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    first, second = sorted(results, key=lambda r: r["started"])
+    assert first["pid"] != second["pid"]
+    assert second["started"] < first["ended"]  # the two ran at the same time
+
+
+def test_a_timeout_is_reported_as_lambda_reports_it(runtime):
+    result, error = call(runtime, "slow", {"sleep": 5})
+    assert error == "Unhandled"
+    assert result["errorType"] == "Sandbox.Timedout"
+    assert "Task timed out after 1.00 seconds" in result["errorMessage"]
+    again, error = call(runtime, "slow", {})  # a fresh worker takes over
+    assert error is None and "pid" in again
+
+
+def test_exceeding_memory_size_fails_like_lambda_and_the_runner_survives(runtime):
+    result, error = call(runtime, "hungry", {"mb": 400})
+    assert error == "Unhandled" and result["errorType"] == "Runtime.OutOfMemory"
+    ok, error = call(runtime, "hungry", {"mb": 10})
+    assert error is None and ok == {"allocated_mb": 10}
+
+
+def test_handler_errors_carry_their_type(runtime):
+    result, error = call(runtime, "broken", {})
+    assert error == "Unhandled" and result["errorType"] == "ValueError" and result["errorMessage"] == "boom"
+
+
+def test_faults_are_injected_then_run_out(tmp_path):
+    functions = {"a": spec("a", "echo")}
+    faults = FaultSwitch.parse(["a=transient:2", "a=throttle"])
+    rt = LocalLambdaRuntime(functions, TESTS, {"PATH": "/usr/bin:/bin"}, tmp_path, faults=faults)
+    try:
+        kinds = [call(rt, "a", {})[0].get("errorType") for _ in range(4)]
+    finally:
+        rt.close()
+    assert kinds == ["TransientError", "TransientError", "Lambda.TooManyRequestsException", None]
+
+
+@pytest.mark.parametrize("spec_text", ["resize", "resize=explode", "resize=transient:x"])
+def test_bad_fault_specs_are_refused(spec_text):
+    with pytest.raises(ValueError, match="fault"):
+        FaultSwitch.parse([spec_text])

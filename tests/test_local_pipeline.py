@@ -1,0 +1,238 @@
+"""End to end through the local stack: the same path as ``thumbs run`` (S3 -> EventBridge -> Step Functions)."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from pipeline.cli import Session, main
+from pipeline.local_state import StateFolder
+from tests.images import encode, photo
+
+ROOT = Path(__file__).resolve().parent.parent
+SIZES = (128, 256, 1024)
+
+
+def thumbs(state: Path, *args: str) -> int:
+    return main(["--state", str(state), *args])
+
+
+def records(out: Path) -> dict[str, dict]:
+    return {r["key"]: r for r in map(json.loads, (out / "records.jsonl").read_text().splitlines())}
+
+
+def write(folder: Path, name: str, data: bytes) -> Path:
+    path = folder / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+@pytest.fixture(scope="module")
+def sample_run(tmp_path_factory):
+    """``thumbs run`` with no path: the generated samples."""
+    base = tmp_path_factory.mktemp("samples")
+    code = thumbs(base / "state", "run", "--out", str(base / "out"))
+    return code, base / "state", base / "out"
+
+
+def test_samples_run_gives_thumbnails_and_records(sample_run):
+    code, _, out = sample_run
+    assert code == 0
+    found = records(out)
+    assert {k: r["status"] for k, r in found.items()} == {
+        "large-photo.jpg": "SUCCEEDED",
+        "rotated-exif.jpg": "SUCCEEDED",
+        "transparent-logo.png": "SUCCEEDED",
+        "animated.gif": "SUCCEEDED",
+        "broken.jpg": "REJECTED",
+        "notes-not-an-image.jpg": "REJECTED",
+    }
+    assert found["broken.jpg"]["error"]["code"] == "CorruptImage"
+    assert found["notes-not-an-image.jpg"]["error"]["code"] == "UnsupportedFormat"
+    for record in found.values():
+        assert set(record) >= {"status", "bucket", "key", "etag", "sequencer", "thumbnails", "execution_arn"}
+        for thumb in record["thumbnails"]:
+            image = Image.open(out / thumb["key"])
+            assert image.size == (thumb["width"], thumb["height"]) and max(image.size) <= thumb["size"]
+    upright = Image.open(out / "256/rotated-exif.jpg.jpg")
+    assert upright.size == (256, 192)  # stored sideways with EXIF 6; the thumbnail stands upright
+    assert Image.open(out / "256/transparent-logo.png.webp").mode == "RGBA"
+
+
+def test_executions_and_history_work_from_a_later_process(sample_run):
+    _, state, _ = sample_run
+    env = {**os.environ, "COLUMNS": "200"}
+    listed = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "--state", str(state), "executions"],
+        capture_output=True, text=True, cwd=ROOT, env=env, check=True,
+    ).stdout  # fmt: skip
+    names = [e["name"] for e in StateFolder(state).executions()]
+    assert len(names) == 6 and all(name[:8] in listed for name in names)
+    assert "SUCCEEDED" in listed and "large-photo.jpg" in listed
+    history = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "--state", str(state), "history", names[0]],
+        capture_output=True, text=True, cwd=ROOT, env=env, check=True,
+    ).stdout  # fmt: skip
+    for expected in ("ExecutionStarted", "TaskStateEntered", "Validate", "ms"):
+        assert expected in history
+
+
+def run_one(tmp_path, *faults: str, name: str = "photo.jpg") -> tuple[int, dict, StateFolder]:
+    files = tmp_path / "in"
+    write(files, name, encode(photo(400, 300), "JPEG"))
+    args = ["run", str(files), "--out", str(tmp_path / "out")]
+    for fault in faults:
+        args += ["--fault", fault]
+    code = thumbs(tmp_path / "state", *args)
+    return code, records(tmp_path / "out")[name], StateFolder(tmp_path / "state")
+
+
+def failed_attempts(execution: dict, error: str) -> int:
+    """How many Lambda attempts of this execution failed with ``error`` (each retry is one more)."""
+    failures = [e for e in execution["events"] if e["type"] == "LambdaFunctionFailed"]
+    return sum(1 for e in failures if e.get("lambdaFunctionFailedEventDetails", {}).get("error") == error)
+
+
+def test_transient_faults_within_the_retry_budget_succeed_with_retries_in_history(tmp_path):
+    code, record, state = run_one(tmp_path, "resize=transient:2", "record=throttle:1")
+    assert code == 0 and record["status"] == "SUCCEEDED" and len(record["thumbnails"]) == 3
+    (execution,) = state.executions()
+    assert failed_attempts(execution, "TransientError") == 2
+    assert failed_attempts(execution, "Lambda.TooManyRequestsException") == 1
+
+
+def test_faults_past_the_budget_fail_are_recorded_and_replay_finishes_the_job(tmp_path):
+    code, record, state = run_one(tmp_path, "validate=transient:5")
+    assert code == 1
+    assert record["status"] == "FAILED" and record["error"]["code"] == "TransientError"
+    assert record["thumbnails"] == []
+    (failed,) = state.executions("FAILED")
+    assert failed_attempts(failed, "TransientError") == 5
+
+    assert thumbs(tmp_path / "state", "replay", "--failed") == 0
+    replayed = StateFolder(tmp_path / "state").records()[record["source_id"]]
+    assert replayed["status"] == "SUCCEEDED" and len(replayed["thumbnails"]) == 3
+    new = [e for e in state.executions("SUCCEEDED") if e.get("replayOf") == failed["executionArn"]]
+    assert len(new) == 1
+
+
+@pytest.mark.parametrize(("kind", "error"), [("timeout", "Sandbox.Timedout"), ("oom", "Runtime.OutOfMemory")])
+def test_timeout_and_memory_overrun_surface_as_lambdas_errors(tmp_path, kind, error):
+    code, record, state = run_one(tmp_path, f"validate={kind}:2")
+    assert code == 1 and record["status"] == "FAILED" and record["error"]["code"] == error
+    (execution,) = state.executions("FAILED")
+    assert execution["error"] == error and failed_attempts(execution, error) == 2  # retried once, as configured
+
+
+def test_the_same_event_delivered_twice_gives_one_record(tmp_path):
+    state = StateFolder(tmp_path / "state")
+    with Session(state) as session:
+        session.upload("twice.jpg", encode(photo(), "JPEG"))
+        assert session.wait(1, "first delivery")
+        (first,) = session.stack.ended
+        sfn = session.stack.client("stepfunctions")
+        sfn.start_execution(stateMachineArn=first["stateMachineArn"], name=str(uuid.uuid4()), input=first["input"])
+        assert session.wait(2, "second delivery")
+        items = session.save_records()
+        thumbnails = session.stack.client("s3").list_objects_v2(Bucket=session.stack.thumbnail_bucket)["KeyCount"]
+    assert [i["status"] for i in items] == ["SUCCEEDED"]
+    assert thumbnails == 3 and len(state.executions("SUCCEEDED")) == 2
+
+
+def test_awkward_keys_work_end_to_end(tmp_path):
+    files = tmp_path / "in"
+    long_dir = "/".join(["d" * 200] * 4)  # file names stop at 255 bytes; a key does not
+    names = ["with space.jpg", "a+b.jpg", "100%.jpg", "ünïcødé 照片.jpg", f"{long_dir}/{'n' * 196}.jpg"]
+    for name in names:
+        write(files, name, encode(photo(64, 48), "JPEG"))
+    assert len(names[-1].encode()) > 1000
+    assert thumbs(tmp_path / "state", "run", str(files), "--out", str(tmp_path / "out")) == 0
+    found = records(tmp_path / "out")
+    assert set(found) == set(names)
+    assert all(r["status"] == "SUCCEEDED" and len(r["thumbnails"]) == 3 for r in found.values())
+    assert (tmp_path / "out" / "256" / "100%.jpg.jpg").exists()
+
+
+@pytest.mark.corpus
+def test_the_whole_corpus_as_the_manifest_says(corpus, tmp_path):
+    out = tmp_path / "out"
+    code = thumbs(tmp_path / "state", "run", str(corpus), "--out", str(out))
+    manifest = {e["path"]: e for e in json.loads((corpus / "manifest.json").read_text())["images"]}
+    found = records(out)
+    assert set(found) == set(manifest)
+    assert code == 0  # nothing FAILED
+    for path, entry in manifest.items():
+        record = found[path]
+        if entry["expect"] == "thumbnail":
+            assert record["status"] == "SUCCEEDED", (path, record.get("error"))
+            assert sorted(t["size"] for t in record["thumbnails"]) == list(SIZES)
+            for thumb in record["thumbnails"]:
+                image = Image.open(io.BytesIO((out / thumb["key"]).read_bytes()))
+                assert max(image.size) <= thumb["size"]
+                if thumb["size"] == 256:
+                    assert list(image.size) == entry["size_256"], path
+        elif entry["expect"] == "reject":
+            assert record["status"] == "REJECTED" and record["error"]["code"] and record["error"]["message"], path
+            assert record["thumbnails"] == []
+        else:
+            assert record["status"] in ("SUCCEEDED", "REJECTED"), path
+
+
+def test_serve_keeps_the_stack_up_for_boto3_clients(tmp_path):
+    import signal
+
+    import boto3
+
+    from pipeline.local_stack import free_port
+
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "pipeline.cli", "--state", str(tmp_path / "state"), "serve", "--port", str(port)],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        banner = ""
+        while "Ctrl-C" not in banner:
+            line = server.stdout.readline()
+            assert line, f"serve exited early: {banner}"
+            banner += line
+        endpoint = f"http://127.0.0.1:{port}"
+        clients = {
+            name: boto3.client(name, endpoint_url=endpoint, region_name="us-east-1",
+                               aws_access_key_id="x", aws_secret_access_key="x")
+            for name in ("s3", "stepfunctions", "dynamodb")
+        }  # fmt: skip
+        bucket = next(b["Name"] for b in clients["s3"].list_buckets()["Buckets"] if "uploads" in b["Name"])
+        clients["s3"].put_object(Bucket=bucket, Key="via-cli.jpg", Body=encode(photo(), "JPEG"))
+        machine = clients["stepfunctions"].list_state_machines()["stateMachines"][0]["stateMachineArn"]
+
+        def finished():
+            runs = clients["stepfunctions"].list_executions(stateMachineArn=machine)["executions"]
+            return runs if runs and all(r["status"] != "RUNNING" for r in runs) else None
+
+        import time
+
+        deadline = time.monotonic() + 60
+        while not finished() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        (run,) = finished()
+        assert run["status"] == "SUCCEEDED"
+        history = clients["stepfunctions"].get_execution_history(executionArn=run["executionArn"])["events"]
+        assert history[-1]["type"] == "ExecutionSucceeded"
+        table = clients["dynamodb"].list_tables()["TableNames"][0]
+        (item,) = clients["dynamodb"].scan(TableName=table)["Items"]
+        assert item["key"]["S"] == "via-cli.jpg" and item["status"]["S"] == "SUCCEEDED"
+    finally:
+        server.send_signal(signal.SIGINT)
+        server.wait(timeout=60)
+    assert server.returncode == 0
+    assert StateFolder(tmp_path / "state").records()  # what it served persists for the next process

@@ -1,0 +1,127 @@
+"""Contract tests for every seam in pipeline/moto_internals.py: a moto upgrade that moves one fails here."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import time
+import uuid
+
+import moto
+import pytest
+
+from pipeline import moto_internals
+from pipeline.local_stack import LocalStack, load_template
+from pipeline.local_state import StateFolder
+from tests.images import encode, photo
+
+
+def test_moto_is_the_pinned_version():
+    assert moto.__version__ == moto_internals.MOTO_VERSION
+    moto_internals.check_version()
+
+
+def test_the_private_seams_still_exist_with_the_shapes_we_patch():
+    from moto.awslambda.models import LambdaBackend
+    from moto.events.models import Rule
+    from moto.s3 import notifications
+    from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommunication, Execution
+
+    assert list(inspect.signature(LambdaBackend.invoke).parameters) == [
+        "self", "function_name", "qualifier", "body", "headers", "response_headers"
+    ]  # fmt: skip
+    assert list(inspect.signature(Rule.send_to_targets).parameters) == ["self", "original_event", "transform_input"]
+    assert list(inspect.signature(notifications._send_event_bridge_message).parameters) == [
+        "account_id", "bucket", "event_name", "key"
+    ]  # fmt: skip
+    assert notifications._detail_type("s3:ObjectCreated:Put") == "Object Created"
+    assert "terminated" in vars(BaseExecutionWorkerCommunication)
+    init = inspect.getsource(Execution.__init__)
+    for attribute in ("exec_arn", "state_machine_arn", "input_data", "start_date", "account_id", "region_name"):
+        assert f"self.{attribute}" in init, attribute
+    from moto.core.config import default_user_config
+
+    assert "execute_state_machine" in default_user_config["stepfunctions"]
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    state = StateFolder(tmp_path_factory.mktemp("state"))
+    with LocalStack(load_template(state.cache_dir), state.root) as local:
+        local.deploy()
+        yield local
+
+
+def wait_for(condition, seconds: float = 30):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if (value := condition()) is not None:
+            return value
+        time.sleep(0.1)
+    raise AssertionError("timed out waiting for the local stack")
+
+
+def test_lambda_invoke_runs_the_handler_in_the_local_runtime(stack):
+    response = stack.client("lambda").invoke(
+        FunctionName=stack.runtime and next(n for n in stack.runtime.functions if "Record" in n),
+        Payload=json.dumps({"status": "MAYBE"}).encode(),
+    )
+    assert response["FunctionError"] == "Unhandled"
+    body = json.loads(response["Payload"].read())
+    assert body["errorType"] == "InvalidEvent" and "SUCCEEDED or REJECTED" in body["errorMessage"]
+
+
+def test_s3_events_reach_the_state_machine_shaped_as_aws_sends_them(stack):
+    s3 = stack.client("s3")
+    before = len(stack.ended)
+    for key in ("first.jpg", "second.jpg"):
+        s3.put_object(Bucket=stack.upload_bucket, Key=key, Body=encode(photo(32, 32), "JPEG"))
+    assert stack.wait_for_executions(before + 2, timeout=60)
+    inputs = [json.loads(detail["input"]) for detail in stack.ended[before:]]
+    by_key = {event["detail"]["object"]["key"]: event for event in inputs}
+    first, second = by_key["first.jpg"], by_key["second.jpg"]
+    assert first["detail-type"] == "Object Created" and first["source"] == "aws.s3"
+    assert first["detail"]["bucket"]["name"] == stack.upload_bucket
+    assert set(first["detail"]["object"]) >= {"key", "size", "etag", "sequencer"}
+    assert "eTag" not in first["detail"]["object"]
+    assert isinstance(first["time"], str) and first["time"].endswith("Z")
+    assert int(second["detail"]["object"]["sequencer"], 16) > int(first["detail"]["object"]["sequencer"], 16)
+
+
+def test_rules_deliver_to_step_functions_targets(stack):
+    events = stack.client("events")
+    events.put_rule(Name="contract", EventPattern=json.dumps({"source": ["contract.test"]}))
+    events.put_targets(Rule="contract", Targets=[{"Id": "sm", "Arn": stack.state_machine_arn}])
+    before, ended = stack.started_executions, len(stack.ended)
+    events.put_events(Entries=[{"Source": "contract.test", "DetailType": "x", "Detail": json.dumps({"n": 1})}])
+    assert stack.started_executions == before + 1
+    events.remove_targets(Rule="contract", Ids=["sm"])
+    assert stack.wait_for_executions(ended + 1, timeout=60)
+    detail = stack.ended[ended]
+    assert json.loads(detail["input"])["source"] == "contract.test"
+    assert detail["status"] == "FAILED" and detail["error"] == "InvalidEvent"  # validate refuses non-S3 events
+
+
+def test_a_failed_execution_emits_a_status_change_event_that_records_failed(stack):
+    sfn = stack.client("stepfunctions")
+    event = {
+        "version": "0", "id": str(uuid.uuid4()), "detail-type": "Object Created", "source": "aws.s3",
+        "account": "123456789012", "time": "2026-11-29T00:00:00Z", "region": "us-east-1", "resources": [],
+        "detail": {
+            "version": "0", "bucket": {"name": stack.upload_bucket},
+            "object": {"key": "gone.jpg", "size": 1, "etag": "abc", "sequencer": "00AA"},
+            "request-id": "x", "requester": "x", "reason": "PutObject",
+        },
+    }  # fmt: skip
+    stack.faults.pending["validate"] = ["transient"] * 5
+    before, name = len(stack.ended), str(uuid.uuid4())
+    sfn.start_execution(stateMachineArn=stack.state_machine_arn, name=name, input=json.dumps(event))
+    assert stack.wait_for_executions(before + 1, timeout=90)
+    (detail,) = [d for d in stack.ended if d["name"] == name]
+    assert detail["status"] == "FAILED" and detail["error"] == "TransientError"
+    assert json.loads(detail["input"]) == event and detail["stopDate"] >= detail["startDate"]
+    table = stack.client("dynamodb")
+    item = wait_for(
+        lambda: table.get_item(TableName=stack.table_name, Key={"source_id": {"S": f"s3://{stack.upload_bucket}/gone.jpg"}}).get("Item")
+    )  # fmt: skip
+    assert item["status"]["S"] == "FAILED" and item["error"]["M"]["code"]["S"] == "TransientError"
