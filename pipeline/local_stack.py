@@ -49,9 +49,11 @@ def sources_hash() -> str:
     return digest.hexdigest()[:16]
 
 
-def load_template(cache_dir: Path, stack_name: str = "ThumbnailPipeline") -> dict[str, Any]:
+def load_template(
+    cache_dir: Path, stack_name: str = "ThumbnailPipeline", cdk_out: Path = ROOT / "cdk.out"
+) -> dict[str, Any]:
     """``cdk.out``'s template when it is newer than every source; else synthesize once and cache by hash."""
-    built = ROOT / "cdk.out" / f"{stack_name}.template.json"
+    built = cdk_out / f"{stack_name}.template.json"
     newest_source = max(
         p.stat().st_mtime
         for name in SOURCES

@@ -48,7 +48,7 @@ def check_version() -> None:
         )
 
 
-def enable_execution(config: dict[str, Any] | None = None) -> None:
+def enable_execution() -> None:
     """Turn on moto's Step Functions interpreter (``execute_state_machine``) for this process."""
     from moto.core.config import default_user_config
 

@@ -1,0 +1,40 @@
+"""The local stack is built from the template alone: names, references and the cached synth."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from pipeline.local_stack import load_template, physical_names, sources_hash
+from pipeline.template import resources_of_type
+
+
+def test_the_template_is_synthesized_once_and_cached_by_source_hash(tmp_path, template):
+    no_cdk_out = tmp_path / "cdk.out"
+    first = load_template(tmp_path, cdk_out=no_cdk_out)
+    cached = tmp_path / f"template-{sources_hash()}.json"
+    assert cached.exists()
+    stamp = cached.stat().st_mtime_ns
+    assert load_template(tmp_path, cdk_out=no_cdk_out) == first
+    assert cached.stat().st_mtime_ns == stamp  # read back, not synthesized again
+    assert first["Resources"].keys() == template["Resources"].keys()
+
+
+def test_a_fresh_cdk_out_template_is_used_as_it_is(tmp_path):
+    cdk_out = tmp_path / "cdk.out"
+    cdk_out.mkdir()
+    time.sleep(0.01)
+    (cdk_out / "ThumbnailPipeline.template.json").write_text(json.dumps({"Resources": {"FromCdkOut": {}}}))
+    assert load_template(tmp_path, cdk_out=cdk_out) == {"Resources": {"FromCdkOut": {}}}
+
+
+def test_every_reference_in_the_rules_and_environment_resolves_to_a_local_name(template):
+    names = physical_names(template, "ThumbnailPipeline")
+    for rule in resources_of_type(template, "AWS::Events::Rule").values():
+        resolved = json.dumps(names.resolve(rule["Properties"]))
+        assert '"Ref"' not in resolved and "Fn::" not in resolved
+    for logical, function in resources_of_type(template, "AWS::Lambda::Function").items():
+        environment = names.resolve(function["Properties"]["Environment"]["Variables"])
+        assert all(isinstance(v, str) and "Ref" not in v for v in environment.values()), logical
+    buckets = [names.refs[b] for b in resources_of_type(template, "AWS::S3::Bucket")]
+    assert all(len(b) <= 63 and b == b.lower() for b in buckets)
