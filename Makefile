@@ -4,7 +4,7 @@ PY     := $(VENV)/bin/python
 # Prefer the Lambda runtime's Python family when the machine has a 3.12+; any 3.11+ works.
 PYTHON ?= $(shell for p in python3.14 python3.13 python3.12 python3; do $$p -c 'import sys; assert sys.version_info >= (3, 11)' >/dev/null 2>&1 && { echo $$p; break; }; done)
 
-.PHONY: install run test lint synth clean
+.PHONY: install run test lint synth bench clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,12 @@ lint: install
 
 test: lint
 	$(PY) -m pytest
+
+# Speed, memory and quality against naive Pillow, a full decode and libvips (benchmark-only deps).
+bench: install
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev,bench]'
+	$(PY) benchmarks/thumbnails.py
+	$(PY) benchmarks/memory.py
 
 # A real synth with bundled Lambdas (pip fetches manylinux wheels; no Docker, no AWS account).
 synth: install

@@ -1,0 +1,213 @@
+"""Thumbnail speed, memory and quality: ours against naive Pillow, a full decode, and libvips.
+
+``make bench`` runs this. Every (input, size, method) runs in a fresh process, so peak RSS
+(VmHWM above the process after imports and reading the file) is the work's own; time is the
+median of several runs in that process, decode + resize + encode, as a Lambda does it.
+
+Methods:
+* ours: ``imaging.make_thumbnail`` (JPEG DCT-scaled decode, reduce, Lanczos, orientation and
+  colour at the small size);
+* naive: ``Image.open`` + ``thumbnail((s, s), LANCZOS)`` with Pillow's defaults + save (q85);
+* full: ``Image.open`` + ``load()`` + ``resize(LANCZOS)`` of every pixel + save (q85);
+* vips: libvips ``thumbnail_buffer`` (shrink-on-load) + save (Q85), through pyvips.
+
+libvips runs with one thread (VIPS_CONCURRENCY=1), as Pillow does: a Lambda below 1,769 MB
+has less than one vCPU, so the single-core time is what an invocation pays for.
+
+Quality is SSIM of each output's luminance against a reference: the full image decoded,
+oriented and resized with Lanczos in one step (no shortcuts), both at the output's size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
+    from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "functions"), str(Path(__file__).resolve().parent)]
+
+SIZES = (128, 256, 1024)
+METHODS = ("ours", "naive", "full", "vips")
+
+
+def high_water_kb() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return 0
+
+
+def _run_method(method: str, data: bytes, size: int) -> bytes:
+    if method == "ours":
+        from imaging import ImagingSettings, choose_format, make_thumbnail, probe
+
+        settings = ImagingSettings()
+        return make_thumbnail(data, size, settings, choose_format(probe(data, settings), settings)).data
+    if method == "vips":
+        import pyvips
+
+        image = pyvips.Image.thumbnail_buffer(data, size)
+        return image.write_to_buffer(".webp[Q=82]" if image.hasalpha() else ".jpg[Q=85]")
+    from PIL import Image, ImageOps
+
+    image = Image.open(io.BytesIO(data))
+    out = io.BytesIO()
+    if method == "naive":
+        image.thumbnail((size, size), Image.Resampling.LANCZOS)
+    else:
+        image.load()
+        scale = size / max(image.size)
+        image = image.resize(
+            (max(1, round(image.width * scale)), max(1, round(image.height * scale))), Image.Resampling.LANCZOS
+        )
+    image = ImageOps.exif_transpose(image)
+    if image.mode in ("RGBA", "LA", "PA"):
+        image.convert("RGBA").save(out, "WEBP", quality=82)
+    else:
+        if image.mode not in ("RGB", "L"):
+            if image.mode.startswith("I"):
+                image = image.convert("I").point(lambda v: v / 257).convert("L")
+            else:
+                image = image.convert("RGB")
+        image.save(out, "JPEG", quality=85)
+    return out.getvalue()
+
+
+def child(method: str, path: str, size: int, repeats: int, output: str) -> None:
+    data = Path(path).read_bytes()
+    if method == "vips":
+        import pyvips  # noqa: F401  (import cost is not the work)
+    else:
+        from PIL import Image  # noqa: F401
+    base = high_water_kb()
+    times = []
+    result = b""
+    for _ in range(repeats):
+        start = time.perf_counter()
+        result = _run_method(method, data, size)
+        times.append((time.perf_counter() - start) * 1000)
+    Path(output).write_bytes(result)
+    print(json.dumps({"ms": statistics.median(times), "peak_mb": (high_water_kb() - base) / 1024}))
+
+
+def reference(path: Path, size: int) -> Image.Image:
+    """The yardstick: every pixel decoded, oriented, one Lanczos pass, in 8-bit luminance."""
+    from PIL import Image, ImageOps
+
+    image = ImageOps.exif_transpose(Image.open(path))
+    if image.mode.startswith("I"):
+        image = image.convert("I").point(lambda v: v / 257).convert("L")
+    scale = min(1.0, size / max(image.size))
+    target = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    return image.convert("RGBA").resize(target, Image.Resampling.LANCZOS)
+
+
+def ssim(a: Image.Image, b: Image.Image) -> float:
+    """Mean SSIM (Wang et al. 2004) of two luminance images, 7x7 uniform windows."""
+    import numpy as np
+    from PIL import Image
+
+    if a.size != b.size:
+        b = b.resize(a.size, Image.Resampling.LANCZOS)
+    x = np.asarray(a.convert("L"), dtype=np.float64)
+    y = np.asarray(b.convert("L"), dtype=np.float64)
+    window = 7
+
+    def mean_filter(z: np.ndarray) -> np.ndarray:
+        padded = np.pad(z, ((1, 0), (1, 0))).cumsum(0).cumsum(1)
+        return (
+            padded[window:, window:]
+            - padded[:-window, window:]
+            - padded[window:, :-window]
+            + padded[:-window, :-window]
+        ) / window**2
+
+    if min(x.shape) < window:
+        return 1.0 if np.array_equal(x, y) else 0.0
+    mx, my = mean_filter(x), mean_filter(y)
+    vx = mean_filter(x * x) - mx * mx
+    vy = mean_filter(y * y) - my * my
+    cxy = mean_filter(x * y) - mx * my
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    score = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
+    return float(score.mean())
+
+
+def on_background(image: Image.Image) -> Image.Image:
+    """Flatten alpha onto white so outputs with and without alpha compare pixel for pixel."""
+    from PIL import Image
+
+    rgba = image.convert("RGBA")
+    canvas = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+    canvas.alpha_composite(rgba)
+    return canvas
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--child", nargs=5, metavar=("METHOD", "PATH", "SIZE", "REPEATS", "OUTPUT"))
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--inputs", nargs="*", help="subset of input names")
+    parser.add_argument("--cache", default=str(ROOT / "benchmarks" / ".inputs"))
+    args = parser.parse_args()
+    if args.child:
+        method, path, size, repeats, output = args.child
+        child(method, path, int(size), int(repeats), output)
+        return
+
+    import tempfile
+
+    import inputs
+    from PIL import Image
+
+    names = args.inputs or list(inputs.INPUTS)
+    header = (
+        f"{'input':<24}{'size':>5} {'ours':>8}{'naive':>8}{'full':>8}{'vips':>8} {'/naive':>7}{'/vips':>7}"
+        f" {'RSS MB':>7}{'vipsRSS':>8} {'SSIM':>6}{'vSSIM':>6}"
+    )
+    print(header)
+    print("-" * len(header))
+    for name in names:
+        path = inputs.load(name, Path(args.cache))
+        for size in SIZES:
+            row: dict[str, dict] = {}
+            with tempfile.TemporaryDirectory() as tmp:
+                for method in METHODS:
+                    output = Path(tmp) / method
+                    command = [sys.executable, __file__, "--child", method, str(path), str(size), str(args.repeats)]
+                    done = subprocess.run(
+                        [*command, str(output)],
+                        capture_output=True, text=True, check=False, env={**os.environ, "VIPS_CONCURRENCY": "1"},
+                    )  # fmt: skip
+                    if done.returncode != 0:  # e.g. Pillow's own thumbnail() cannot reduce 16-bit images
+                        row[method] = {"ms": float("nan"), "peak_mb": float("nan"), "image": None}
+                        continue
+                    row[method] = json.loads(done.stdout.strip().splitlines()[-1])
+                    row[method]["image"] = Image.open(output)
+                    row[method]["image"].load()
+                ref = on_background(reference(path, size))
+                quality = {m: ssim(ref, on_background(row[m]["image"])) for m in ("ours", "vips")}
+            ours, naive, vips = row["ours"]["ms"], row["naive"]["ms"], row["vips"]["ms"]
+            print(
+                f"{name:<24}{size:>5} {ours:>8.1f}{naive:>8.1f}{row['full']['ms']:>8.1f}{vips:>8.1f}"
+                f" {ours / naive:>7.2f}{ours / vips:>7.2f} {row['ours']['peak_mb']:>7.0f}{row['vips']['peak_mb']:>8.0f}"
+                f" {quality['ours']:>6.3f}{quality['vips']:>6.3f}",
+                flush=True,
+            )
+    print("nan: the method failed on that input (naive Pillow cannot thumbnail() a 16-bit image).")
+
+
+if __name__ == "__main__":
+    main()
