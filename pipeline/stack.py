@@ -14,6 +14,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
+from shell import WORK_PREFIX
 
 from .config import LOG_RETENTION_NAMES, PipelineConfig
 from .functions import Functions
@@ -146,6 +147,10 @@ class ThumbnailStack(Stack):
         functions.resize.add_to_role_policy(
             iam.PolicyStatement(actions=["s3:PutObject"], resources=[storage.thumbnails.arn_for_objects("*")])
         )
+        # The intermediate: validate writes it, resize reads it, only under the work prefix.
+        intermediates = storage.thumbnails.arn_for_objects(f"{WORK_PREFIX}*")
+        functions.validate.add_to_role_policy(iam.PolicyStatement(actions=["s3:PutObject"], resources=[intermediates]))
+        functions.resize.add_to_role_policy(iam.PolicyStatement(actions=["s3:GetObject"], resources=[intermediates]))
         functions.record.add_to_role_policy(
             iam.PolicyStatement(actions=["dynamodb:PutItem"], resources=[storage.table.table_arn])
         )
@@ -178,11 +183,18 @@ class ThumbnailStack(Stack):
                 f"AwsSolutions-IAM5[Resource::<{self.get_logical_id(storage.source.node.default_child)}.Arn>/*]",
                 "Any uploaded key may be an image to read; the bucket itself is exact.",
             )
+        thumbnails_arn = self.get_logical_id(storage.thumbnails.node.default_child)
         ack(
             functions.resize,
-            f"AwsSolutions-IAM5[Resource::<{self.get_logical_id(storage.thumbnails.node.default_child)}.Arn>/*]",
+            f"AwsSolutions-IAM5[Resource::<{thumbnails_arn}.Arn>/*]",
             "Thumbnail keys derive from upload keys; the bucket itself is exact.",
         )
+        for fn in (functions.validate, functions.resize):
+            ack(
+                fn,
+                f"AwsSolutions-IAM5[Resource::<{thumbnails_arn}.Arn>/{WORK_PREFIX}*]",
+                "Intermediates are named by a hash of the upload; the prefix is exact.",
+            )
         machine = self.state_machine
         ack(
             machine.role,

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from aws_cdk import RemovalPolicy
+from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
+from shell import WORK_PREFIX
 
 
 def _private_bucket(scope: Construct, name: str, **kwargs: object) -> s3.Bucket:
@@ -36,7 +37,14 @@ class Storage(Construct):
         assert isinstance(cfn_source, s3.CfnBucket)
         cfn_source.add_property_override("NotificationConfiguration.EventBridgeConfiguration.EventBridgeEnabled", True)
         self.thumbnails = _private_bucket(
-            self, "Thumbnails", server_access_logs_bucket=self.access_logs, server_access_logs_prefix="thumbnails/"
+            self,
+            "Thumbnails",
+            server_access_logs_bucket=self.access_logs,
+            server_access_logs_prefix="thumbnails/",
+            # Validate's intermediates (the upload decoded once) only live for one pipeline run.
+            lifecycle_rules=[
+                s3.LifecycleRule(id="expire-intermediates", prefix=WORK_PREFIX, expiration=Duration.days(1))
+            ],
         )
         self.table = dynamodb.Table(
             self,

@@ -95,15 +95,19 @@ def count_calls(s3, operation: str) -> list[str]:
 def test_validate_returns_facts_and_the_thumbnails_to_make(aws):
     s3, _ = aws
     data = jpeg_with_orientation(photo(320, 200), 6)
-    facts = validate(upload(s3, "photos/cat.jpg", data), s3, SETTINGS, SOURCE)
+    facts = validate(upload(s3, "photos/cat.jpg", data), s3, SETTINGS, SOURCE, THUMBS)
     assert facts["bucket"] == SOURCE and facts["key"] == "photos/cat.jpg"
     assert facts["size"] == len(data) and facts["etag"] and facts["sequencer"] == "0062E99A88DC407460"
     assert (facts["format"], facts["width"], facts["height"], facts["orientation"]) == ("JPEG", 200, 320, 6)
-    assert facts["targets"] == [
-        {"size": 64, "format": "jpeg", "key": "64/photos/cat.jpg.jpg"},
-        {"size": 256, "format": "jpeg", "key": "256/photos/cat.jpg.jpg"},
+    assert facts["targets"] == [  # sizes as shown: EXIF 6 turns 200x320 on its side
+        {"size": 64, "format": "jpeg", "key": "64/photos/cat.jpg.jpg", "width": 64, "height": 40},
+        {"size": 256, "format": "jpeg", "key": "256/photos/cat.jpg.jpg", "width": 256, "height": 160},
     ]
     json.dumps(facts)  # Step Functions passes it on as JSON
+    # the intermediate: decoded once, upright, at the largest size, in the thumbnails bucket only
+    intermediate = Image.open(io.BytesIO(s3.get_object(Bucket=THUMBS, Key=facts["work_key"])["Body"].read()))
+    assert facts["work_key"].startswith("_work/") and intermediate.format == "PNG"
+    assert intermediate.size == (256, 160) and not intermediate.info.get("exif")
 
 
 def test_validate_refuses_oversize_objects_without_downloading_them(aws):
@@ -111,7 +115,7 @@ def test_validate_refuses_oversize_objects_without_downloading_them(aws):
     gets = count_calls(s3, "GetObject")
     event = upload(s3, "big.png", encode(photo(), "PNG"))
     with pytest.raises(TooLarge):
-        validate(event, s3, ImagingSettings(max_bytes=1000), SOURCE)
+        validate(event, s3, ImagingSettings(max_bytes=1000), SOURCE, THUMBS)
     assert gets == []
 
 
@@ -122,7 +126,7 @@ def test_validate_refuses_oversize_objects_without_downloading_them(aws):
 )
 def test_keys_are_used_verbatim(aws, key):
     s3, _ = aws
-    facts = validate(upload(s3, key, encode(photo(), "JPEG")), s3, SETTINGS, SOURCE)
+    facts = validate(upload(s3, key, encode(photo(), "JPEG")), s3, SETTINGS, SOURCE, THUMBS)
     assert facts["key"] == key
     for target in facts["targets"]:
         assert len(target["key"].encode()) <= 1024
@@ -137,21 +141,21 @@ def test_a_maximal_key_gets_a_hashed_thumbnail_key():
 def test_validate_decides_from_bytes_and_rejects_non_images(aws):
     s3, _ = aws
     with pytest.raises(UnsupportedFormat):
-        validate(upload(s3, "notes.jpg", b"just some text"), s3, SETTINGS, SOURCE)
+        validate(upload(s3, "notes.jpg", b"just some text"), s3, SETTINGS, SOURCE, THUMBS)
     with pytest.raises(CorruptImage):
-        validate(upload(s3, "cut.jpg", encode(photo(), "JPEG")[:500]), s3, SETTINGS, SOURCE)
+        validate(upload(s3, "cut.jpg", encode(photo(), "JPEG")[:500]), s3, SETTINGS, SOURCE, THUMBS)
 
 
 def test_validate_refuses_events_for_another_bucket_or_with_missing_fields(aws):
     s3, _ = aws
     event = upload(s3, "a.jpg", encode(photo(), "JPEG"))
     with pytest.raises(InvalidEvent, match="bucket"):
-        validate(event, s3, SETTINGS, "some-other-bucket")
+        validate(event, s3, SETTINGS, "some-other-bucket", THUMBS)
     del event["detail"]["object"]["key"]
     with pytest.raises(InvalidEvent, match=r"object\.key"):
-        validate(event, s3, SETTINGS, SOURCE)
+        validate(event, s3, SETTINGS, SOURCE, THUMBS)
     with pytest.raises(InvalidEvent, match="Object Created"):
-        validate({**event, "detail-type": "Object Deleted"}, s3, SETTINGS, SOURCE)
+        validate({**event, "detail-type": "Object Deleted"}, s3, SETTINGS, SOURCE, THUMBS)
 
 
 def test_validate_notices_an_overwritten_or_deleted_object(aws):
@@ -159,10 +163,10 @@ def test_validate_notices_an_overwritten_or_deleted_object(aws):
     event = upload(s3, "a.jpg", encode(photo(), "JPEG"))
     s3.put_object(Bucket=SOURCE, Key="a.jpg", Body=encode(photo(100, 100), "PNG"))
     with pytest.raises(SourceChanged):
-        validate(event, s3, SETTINGS, SOURCE)
+        validate(event, s3, SETTINGS, SOURCE, THUMBS)
     s3.delete_object(Bucket=SOURCE, Key="a.jpg")
     with pytest.raises(SourceMissing):
-        validate(event, s3, SETTINGS, SOURCE)
+        validate(event, s3, SETTINGS, SOURCE, THUMBS)
 
 
 def test_s3_throttling_is_a_retryable_error(aws):
@@ -174,7 +178,7 @@ def test_s3_throttling_is_a_retryable_error(aws):
 
     s3.meta.events.register("before-call.s3.HeadObject", slow_down)
     with pytest.raises(TransientError, match="SlowDown"):
-        validate(event, s3, SETTINGS, SOURCE)
+        validate(event, s3, SETTINGS, SOURCE, THUMBS)
 
 
 # --- resize ---------------------------------------------------------------------------------
@@ -182,14 +186,14 @@ def test_s3_throttling_is_a_retryable_error(aws):
 
 def resize_item(facts: dict[str, Any], index: int = 0) -> dict[str, Any]:
     """What the Map's ItemSelector hands one Resize iteration."""
-    fields = ("bucket", "key", "size", "etag", "version_id", "sequencer", "event_time")
+    fields = ("bucket", "key", "size", "etag", "version_id", "sequencer", "event_time", "work_key")
     return {**{f: facts[f] for f in fields}, "target": facts["targets"][index]}
 
 
 def test_resize_writes_the_thumbnail_with_headers_and_is_idempotent(aws):
     s3, _ = aws
     upright = photo(320, 200)
-    facts = validate(upload(s3, "p/x.jpg", jpeg_with_orientation(upright, 8, gps=True)), s3, SETTINGS, SOURCE)
+    facts = validate(upload(s3, "p/x.jpg", jpeg_with_orientation(upright, 8, gps=True)), s3, SETTINGS, SOURCE, THUMBS)
     item = resize_item(facts, 1)
     first = resize(item, s3, SETTINGS, THUMBS, "public, max-age=60")
     stored = s3.get_object(Bucket=THUMBS, Key="256/p/x.jpg.jpg")
@@ -209,9 +213,23 @@ def test_resize_writes_the_thumbnail_with_headers_and_is_idempotent(aws):
     assert s3.head_object(Bucket=THUMBS, Key="256/p/x.jpg.jpg")["ETag"] == stored["ETag"]
 
 
+def test_resize_cuts_from_the_intermediate_and_falls_back_to_the_original(aws):
+    s3, _ = aws
+    facts = validate(upload(s3, "fall.jpg", encode(photo(320, 200), "JPEG")), s3, SETTINGS, SOURCE, THUMBS)
+    gets = count_calls(s3, "GetObject")
+    from_intermediate = resize(resize_item(facts, 0), s3, SETTINGS, THUMBS, "max-age=1")
+    assert len(gets) == 1  # the intermediate only: the original is not read again
+    s3.delete_object(Bucket=THUMBS, Key=facts["work_key"])  # expired, say, before a late redrive
+    from_original = resize(resize_item(facts, 0), s3, SETTINGS, THUMBS, "max-age=1")
+    assert (from_original["width"], from_original["height"]) == (
+        from_intermediate["width"],
+        from_intermediate["height"],
+    )
+
+
 def test_resize_never_writes_to_the_upload_bucket(aws):
     s3, _ = aws
-    facts = validate(upload(s3, "a.png", encode(photo(), "PNG")), s3, SETTINGS, SOURCE)
+    facts = validate(upload(s3, "a.png", encode(photo(), "PNG")), s3, SETTINGS, SOURCE, THUMBS)
     resize(resize_item(facts), s3, SETTINGS, THUMBS, "max-age=1")
     assert [o["Key"] for o in s3.list_objects_v2(Bucket=SOURCE)["Contents"]] == ["a.png"]
 
@@ -222,7 +240,7 @@ def test_resize_never_writes_to_the_upload_bucket(aws):
 def test_record_writes_a_succeeded_item(aws):
     s3, table = aws
     event = upload(s3, "a b+c.png", encode(photo(), "PNG"))
-    facts = validate(event, s3, SETTINGS, SOURCE)
+    facts = validate(event, s3, SETTINGS, SOURCE, THUMBS)
     thumbs = [resize(resize_item(facts, i), s3, SETTINGS, THUMBS, "max-age=1") for i in range(2)]
     request = {"status": "SUCCEEDED", "event": event, "image": facts, "thumbnails": thumbs, "execution_arn": EXECUTION}
     assert record(request, table, SOURCE)["written"]

@@ -15,7 +15,17 @@ from .errors import (
 )
 from .probe import ImageFacts, check_byte_size, probe
 from .settings import ConfigError, ImagingSettings
-from .thumbnail import Thumbnail, choose_format, fit_within, make_thumbnail
+from .thumbnail import (
+    Thumbnail,
+    choose_format,
+    fit_within,
+    intermediate_bytes,
+    make_thumbnail,
+    prepare,
+    read_intermediate,
+    thumbnail_from,
+    upright_size,
+)
 
 __all__ = [
     "REJECTION_CODES",
@@ -32,6 +42,11 @@ __all__ = [
     "check_byte_size",
     "choose_format",
     "fit_within",
+    "intermediate_bytes",
     "make_thumbnail",
+    "prepare",
     "probe",
+    "read_intermediate",
+    "thumbnail_from",
+    "upright_size",
 ]

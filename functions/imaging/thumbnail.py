@@ -85,8 +85,59 @@ def make_thumbnail(data: bytes, size: int, settings: ImagingSettings, output_for
     ``output_format`` is a concrete format (see :func:`choose_format`), so that every size of
     one upload is written in the format validate announced.
     """
+    _check_format(output_format)
+    return _encode(prepare(data, size, settings), output_format, settings)
+
+
+def thumbnail_from(
+    base: Image.Image, width: int, height: int, settings: ImagingSettings, output_format: str
+) -> Thumbnail:
+    """A thumbnail of exactly ``width`` x ``height`` from a prepared image (see :func:`prepare`).
+
+    The dimensions come from the original image (``fit_within`` of its upright size), so a
+    size derived from the intermediate is pixel-for-pixel the size a direct decode gives.
+    """
+    _check_format(output_format)
+    with pillow_errors("resizing"):
+        pixels = (
+            base
+            if base.size == (width, height)
+            else base.resize((width, height), Image.Resampling.LANCZOS, reducing_gap=REDUCING_GAP)
+        )
+    return _encode(pixels, output_format, settings)
+
+
+def _check_format(output_format: str) -> None:
     if output_format not in CONTENT_TYPES:
         raise ValueError(f"output_format must be one of {', '.join(CONTENT_TYPES)}, not {output_format!r}")
+
+
+def upright_size(width: int, height: int, orientation: int) -> tuple[int, int]:
+    """The size as shown: EXIF orientations 5-8 turn the image by 90 degrees."""
+    return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
+
+
+def intermediate_bytes(image: Image.Image) -> bytes:
+    """A prepared image as fast, lossless PNG: the Map's iterations resize from it."""
+    out = io.BytesIO()
+    clean = Image.new(image.mode, image.size)
+    clean.frombytes(image.tobytes())
+    clean.save(out, "PNG", compress_level=1)
+    return out.getvalue()
+
+
+def read_intermediate(data: bytes) -> Image.Image:
+    with pillow_errors("reading the intermediate"):
+        image = Image.open(io.BytesIO(data), formats=["PNG"])
+        image.load()
+    return image
+
+
+def prepare(data: bytes, size: int, settings: ImagingSettings) -> Image.Image:
+    """Decode ``data`` and bring it within ``size``: sRGB, 8-bit, upright, not yet encoded.
+
+    This is the one full decode of an upload; every thumbnail size can be cut from it.
+    """
     with open_image(data) as image:
         check_pixels(image.width, image.height, settings)
         target = fit_within(image.width, image.height, size)
@@ -105,7 +156,7 @@ def make_thumbnail(data: bytes, size: int, settings: ImagingSettings, output_for
             pixels = _to_srgb(pixels, icc)  # on the small image: a fraction of the work
             if orientation in _UPRIGHT:
                 pixels = pixels.transpose(_UPRIGHT[orientation])
-    return _encode(pixels, output_format, settings)
+    return pixels
 
 
 @lru_cache(maxsize=1)

@@ -1,7 +1,8 @@
 """Resize: one Map iteration, one thumbnail size.
 
-Reads exactly the object validate saw (by version or etag), makes one size in the format
-validate chose, and writes it under the key validate announced. The output bytes are
+Cuts its size from the intermediate validate left (the upload decoded once, at the largest
+size), or, if that is gone, from exactly the object validate saw (by version or etag); makes
+it in the format validate chose and writes it under the key validate announced. The output bytes are
 deterministic, so a retried or replayed iteration rewrites the same object: idempotent.
 """
 
@@ -13,8 +14,8 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from imaging import ImagingSettings, make_thumbnail
-from shell import SourceObject, aws_call, aws_client, read_source
+from imaging import ImagingSettings, make_thumbnail, read_intermediate, thumbnail_from
+from shell import SourceObject, aws_call, aws_client, error_code, read_source
 
 logger = Logger()
 tracer = Tracer()
@@ -29,8 +30,11 @@ def resize(
     """Make and store one thumbnail; returns what the record lists for it."""
     source = SourceObject(**{f: item[f] for f in SourceObject.__dataclass_fields__})
     target = item["target"]
-    data = read_source(s3, source)
-    thumb = make_thumbnail(data, int(target["size"]), settings, target["format"])
+    base = _intermediate(s3, thumbnail_bucket, item.get("work_key"))
+    if base is not None:
+        thumb = thumbnail_from(base, int(target["width"]), int(target["height"]), settings, target["format"])
+    else:  # expired or never written (a redrive days later): decode the original again
+        thumb = make_thumbnail(read_source(s3, source), int(target["size"]), settings, target["format"])
     with aws_call("PutObject"):
         s3.put_object(
             Bucket=thumbnail_bucket,
@@ -49,6 +53,19 @@ def resize(
         "format": thumb.format,
         "bytes": len(thumb.data),
     }
+
+
+def _intermediate(s3: Any, bucket: str, key: str | None) -> Any:
+    if not key:
+        return None
+    try:
+        with aws_call("GetObject"):
+            data = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    except Exception as exc:
+        if error_code(exc) in ("NoSuchKey", "404"):
+            return None
+        raise
+    return read_intermediate(data)
 
 
 SETTINGS = ImagingSettings.from_env()

@@ -115,6 +115,15 @@ def sequencer_order(sequencer: str) -> str:
     return sequencer.upper().rjust(SEQUENCER_WIDTH, "0")
 
 
+WORK_PREFIX = "_work/"  # intermediates in the thumbnails bucket; a lifecycle rule expires them
+
+
+def intermediate_key(source: SourceObject) -> str:
+    """Where validate leaves the decoded upload for the Map: one per object version, never a thumbnail key."""
+    identity = f"{source.bucket}\n{source.key}\n{source.etag}\n{source.version_id or ''}"
+    return f"{WORK_PREFIX}{hashlib.sha256(identity.encode()).hexdigest()}.png"
+
+
 def thumbnail_key(source_key: str, size: int, extension: str) -> str:
     """``{size}/{source key}.{ext}``; a key too long for S3 becomes ``{size}/_hashed/{sha256}.{ext}``.
 

@@ -14,17 +14,42 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from imaging import ImageRejected, ImagingSettings, check_byte_size, choose_format, make_thumbnail, probe
+from imaging import (
+    ImageRejected,
+    ImagingSettings,
+    check_byte_size,
+    choose_format,
+    fit_within,
+    intermediate_bytes,
+    prepare,
+    probe,
+    upright_size,
+)
 from imaging.thumbnail import EXTENSIONS
-from shell import aws_client, head_source, parse_object_created, read_source, thumbnail_key
+from shell import (
+    aws_call,
+    aws_client,
+    head_source,
+    intermediate_key,
+    parse_object_created,
+    read_source,
+    thumbnail_key,
+)
 
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
 
 
-def validate(event: dict[str, Any], s3: Any, settings: ImagingSettings, source_bucket: str | None) -> dict[str, Any]:
-    """Facts about the upload and the list of thumbnails to make, or an ImageRejected subclass."""
+def validate(
+    event: dict[str, Any], s3: Any, settings: ImagingSettings, source_bucket: str | None, thumbnail_bucket: str
+) -> dict[str, Any]:
+    """Facts about the upload and the list of thumbnails to make, or an ImageRejected subclass.
+
+    The one full decode of the upload happens here, at the largest size: it proves the pixels
+    decode before any thumbnail is written, and it is stored as the intermediate that every
+    Map iteration resizes from, instead of each decoding the original again.
+    """
     source = parse_object_created(event, source_bucket)
     logger.append_keys(object_key=source.key, bucket=source.bucket)
     head = head_source(s3, source)
@@ -33,21 +58,27 @@ def validate(event: dict[str, Any], s3: Any, settings: ImagingSettings, source_b
     data = read_source(s3, source)
     facts = probe(data, settings)
     output_format = choose_format(facts, settings)
-    make_thumbnail(data, min(settings.sizes), settings, output_format)  # proves the pixels decode
+    base = prepare(data, max(settings.sizes), settings)
+    work_key = intermediate_key(source)
+    with aws_call("PutObject"):
+        s3.put_object(Bucket=thumbnail_bucket, Key=work_key, Body=intermediate_bytes(base), ContentType="image/png")
     metrics.add_metric(name="BytesIn", unit=MetricUnit.Bytes, value=size)
+    upright = upright_size(facts.width, facts.height, facts.orientation)
+    targets = []
+    for s in sorted(settings.sizes):
+        width, height = fit_within(*upright, s)
+        key = thumbnail_key(source.key, s, EXTENSIONS[output_format])
+        targets.append({"size": s, "format": output_format, "key": key, "width": width, "height": height})
     return {
         **source.to_dict(),
         "size": size,
         **facts.to_dict(),
         "output_format": output_format,
-        "targets": [
-            {"size": s, "format": output_format, "key": thumbnail_key(source.key, s, EXTENSIONS[output_format])}
-            for s in sorted(settings.sizes)
-        ],
+        "work_key": work_key,
+        "targets": targets,
     }
 
 
-_S3_CLIENT: Any = None
 SETTINGS = ImagingSettings.from_env()
 
 
@@ -57,7 +88,13 @@ SETTINGS = ImagingSettings.from_env()
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(execution_arn=event.get("execution_arn"))
     try:
-        result = validate(event.get("event", {}), aws_client("s3"), SETTINGS, os.environ.get("SOURCE_BUCKET"))
+        result = validate(
+            event.get("event", {}),
+            aws_client("s3"),
+            SETTINGS,
+            os.environ.get("SOURCE_BUCKET"),
+            os.environ["THUMBNAIL_BUCKET"],
+        )
     except ImageRejected as exc:
         metrics.add_dimension(name="reason", value=exc.code)
         metrics.add_metric(name="ImagesRejected", unit=MetricUnit.Count, value=1)
