@@ -202,13 +202,18 @@ def cmd_run(args: argparse.Namespace, state: StateFolder) -> int:
 def _write_outputs(stack: LocalStack, records: list[dict[str, Any]], folder: Path) -> None:
     s3 = stack.client("s3")
     folder.mkdir(parents=True, exist_ok=True)
-    for record in records:
-        for thumb in record.get("thumbnails", []):
-            target = folder / thumb["key"]
-            if not target.resolve().is_relative_to(folder.resolve()):
-                continue  # a key with '..' in it stays in the bucket; the record still names it
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(s3.get_object(Bucket=stack.thumbnail_bucket, Key=thumb["key"])["Body"].read())
+    root = folder.resolve()
+
+    def download(key: str) -> None:
+        target = folder / key
+        if not target.resolve().is_relative_to(root):
+            return  # a key with '..' in it stays in the bucket; the record still names it
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(s3.get_object(Bucket=stack.thumbnail_bucket, Key=key)["Body"].read())
+
+    keys = [thumb["key"] for record in records for thumb in record.get("thumbnails", [])]
+    with ThreadPoolExecutor(max_workers=8) as pool:  # the loopback server answers in parallel
+        list(pool.map(download, keys))
     with (folder / "records.jsonl").open("w") as handle:
         for record in sorted(records, key=lambda r: r["key"]):
             handle.write(json.dumps(record, ensure_ascii=False) + "\n")

@@ -50,7 +50,7 @@ class PipelineConfig:
     log_retention_days: int = 30
     workflow_type: str = "STANDARD"
     validate: FunctionSizing = field(default_factory=lambda: FunctionSizing(1536, 60))
-    resize: FunctionSizing = field(default_factory=lambda: FunctionSizing(1536, 60))
+    resize: FunctionSizing = field(default_factory=lambda: FunctionSizing(512, 30))
     record: FunctionSizing = field(default_factory=lambda: FunctionSizing(256, 15))
 
     def __post_init__(self) -> None:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import IO, Any
 
 WORKER_SCRIPT = Path(__file__).resolve().parent / "lambda_worker.py"
-POLL_SECONDS = 0.02
+POLL_SECONDS = 0.1  # how often a running invocation's peak memory is checked (and again at its end)
 # Past this multiple of MemorySize the kernel stops a runaway allocation before the poll does.
 ADDRESS_SPACE_BACKSTOP = 4
 
@@ -139,7 +139,8 @@ class _Worker:
         while True:
             if b"\n" in self._buffer:
                 line, self._buffer = self._buffer.split(b"\n", 1)
-                return "ok", json.loads(line)
+                # VmHWM is the kernel's exact peak: an overrun between polls is still caught here.
+                return ("oom", None) if self.peak_memory_mb() > memory_mb else ("ok", json.loads(line))
             if self.peak_memory_mb() > memory_mb:
                 return "oom", None
             remaining = deadline - time.monotonic()

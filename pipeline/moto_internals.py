@@ -11,6 +11,8 @@ AWS does, and this module supplies them:
    unlike AWS: the event is built here as AWS sends it, with an increasing sequencer.
 4. Executions do not emit "Step Functions Execution Status Change" events: they are put
    on the default bus here when an execution ends.
+5. The server finds the backend for every request by listing moto's package folder and
+   trying hundreds of URL patterns, under one lock: the answer per host is cached here.
 
 moto is pinned (``MOTO_VERSION``); ``tests/test_moto_internals.py`` fails loudly on an
 upgrade that moves any of these seams.
@@ -81,6 +83,7 @@ def install(
     _patch_rule_targets()
     _patch_s3_eventbridge()
     _patch_execution_end()
+    _patch_backend_lookup()
     _installed["patched"] = True
 
 
@@ -204,3 +207,18 @@ def _patch_execution_end() -> None:
         _installed["execution_ended"](execution.account_id, execution.region_name, detail)
 
     BaseExecutionWorkerCommunication.terminated = terminated
+
+
+# 5. One backend lookup per host, not per request ---------------------------------------------
+def _patch_backend_lookup() -> None:
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+
+    original = DomainDispatcherApplication.get_backend_for_host
+    cache: dict[str | None, Any] = {}
+
+    def get_backend_for_host(self: Any, host: str | None) -> Any:
+        if host not in cache:
+            cache[host] = original(self, host)
+        return cache[host]
+
+    DomainDispatcherApplication.get_backend_for_host = get_backend_for_host

@@ -42,6 +42,18 @@ def test_the_private_seams_still_exist_with_the_shapes_we_patch():
     from moto.core.config import default_user_config
 
     assert "execute_state_machine" in default_user_config["stepfunctions"]
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+
+    assert list(inspect.signature(DomainDispatcherApplication.get_backend_for_host).parameters) == ["self", "host"]
+
+
+def test_the_cached_backend_lookup_answers_as_moto_does(stack):
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+
+    dispatcher = DomainDispatcherApplication(create_app=lambda backend: None)
+    for host in ("s3.us-east-1.amazonaws.com", "states.us-east-1.amazonaws.com", "lambda.us-east-1.amazonaws.com"):
+        first = dispatcher.get_backend_for_host(host)
+        assert first is not None and dispatcher.get_backend_for_host(host) == first
 
 
 @pytest.fixture(scope="module")
