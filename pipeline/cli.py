@@ -49,6 +49,7 @@ class Session:
         template = load_template(state.cache_dir)
         self.stack = LocalStack(template, state.root, port=port, faults=faults, on_execution_end=self._ended)
         self._saving: list[threading.Thread] = []
+        self._records_saved_after = -1
 
     def __enter__(self) -> Session:
         self.stack.start()
@@ -59,7 +60,8 @@ class Session:
         try:
             for thread in self._saving:
                 thread.join()
-            self.save_records()
+            if self._records_saved_after != len(self.stack.ended):  # a scan of a big table is not free
+                self.save_records()
         finally:
             self.stack.stop()
 
@@ -120,6 +122,9 @@ class Session:
         return done
 
     def save_records(self) -> list[dict[str, Any]]:
+        if self.stack.runtime is not None:
+            self.stack.runtime.wait_for_async()  # FAILED records arrive asynchronously
+        self._records_saved_after = len(self.stack.ended)
         items = _scan(_table(self.stack))
         self.state.save_records(items)
         return items

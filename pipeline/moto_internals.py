@@ -13,6 +13,8 @@ AWS does, and this module supplies them:
    on the default bus here when an execution ends.
 5. The server finds the backend for every request by listing moto's package folder and
    trying hundreds of URL patterns, under one lock: the answer per host is cached here.
+6. The interpreter builds a new JSONPath parser (PLY tables and all) for every path it
+   evaluates: parsed paths are cached here (they are immutable; ``find`` does not change them).
 
 moto is pinned (``MOTO_VERSION``); ``tests/test_moto_internals.py`` fails loudly on an
 upgrade that moves any of these seams.
@@ -84,6 +86,7 @@ def install(
     _patch_s3_eventbridge()
     _patch_execution_end()
     _patch_backend_lookup()
+    _patch_json_path_parsing()
     _installed["patched"] = True
 
 
@@ -222,3 +225,12 @@ def _patch_backend_lookup() -> None:
         return cache[host]
 
     DomainDispatcherApplication.get_backend_for_host = get_backend_for_host
+
+
+# 6. Parse each JSONPath once ------------------------------------------------------------------
+def _patch_json_path_parsing() -> None:
+    import functools
+
+    from moto.stepfunctions.parser.asl.utils import json_path
+
+    json_path.parse = functools.lru_cache(maxsize=4096)(json_path.parse)

@@ -47,6 +47,16 @@ def test_the_private_seams_still_exist_with_the_shapes_we_patch():
     assert list(inspect.signature(DomainDispatcherApplication.get_backend_for_host).parameters) == ["self", "host"]
 
 
+def test_parsed_json_paths_are_cached_and_still_evaluate(stack):
+    from moto.stepfunctions.parser.asl.utils import json_path
+
+    assert hasattr(json_path.parse, "cache_info")  # the seam: the module-level parse extract_json calls
+    data = {"image": {"targets": [{"size": 1}, {"size": 2}]}}
+    assert json_path.extract_json("$.image.targets", data) == [{"size": 1}, {"size": 2}]
+    assert json_path.extract_json("$.image.targets", {"image": {"targets": []}}) == []
+    assert json_path.parse("$.a") is json_path.parse("$.a")
+
+
 def test_the_cached_backend_lookup_answers_as_moto_does(stack):
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 
