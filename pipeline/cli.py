@@ -18,6 +18,7 @@ import json
 import sys
 import threading
 import time
+import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
@@ -326,8 +327,6 @@ def cmd_replay(args: argparse.Namespace, state: StateFolder) -> int:
         sfn = session.stack.client("stepfunctions")
         started = []
         for execution in targets:
-            import uuid
-
             name = str(uuid.uuid4())
             sfn.start_execution(
                 stateMachineArn=session.stack.state_machine_arn, name=name, input=json.dumps(execution["input"])
