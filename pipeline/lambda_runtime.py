@@ -244,14 +244,17 @@ class LocalLambdaRuntime:
 
         def run() -> None:
             for _ in range(retries + 1):
-                _, error = self.invoke(name, payload)
+                try:
+                    _, error = self.invoke(name, payload)
+                except RuntimeError:  # a worker that would not start: Lambda retries that too
+                    error = "Runtime.ExitError"
                 if error is None:
                     return
 
         thread = threading.Thread(target=run, name=f"async-{name}", daemon=True)
         with self._lock:
+            thread.start()  # started under the lock: wait_for_async never sees it unstarted
             self._async = [t for t in self._async if t.is_alive()] + [thread]
-        thread.start()
 
     def wait_for_async(self, timeout: float = 120) -> None:
         deadline = time.monotonic() + timeout

@@ -341,11 +341,13 @@ class LocalStack:
                     }
                 ]
             )
+        # The callback first: whoever wakes on the count must find its work (saving the
+        # execution) already registered.
+        if self.on_execution_end is not None:
+            self.on_execution_end(detail)
         with self._ended:
             self.ended.append(detail)
             self._ended.notify_all()
-        if self.on_execution_end is not None:
-            self.on_execution_end(detail)
 
     def wait_for_executions(
         self, count: int, timeout: float = 600, progress: Callable[[int], None] | None = None
