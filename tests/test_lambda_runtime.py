@@ -53,7 +53,7 @@ def test_each_function_sees_only_its_own_environment(runtime):
 
 def test_invocations_run_concurrently_in_separate_workers(runtime):
     results = []
-    threads = [threading.Thread(target=lambda: results.append(call(runtime, "a", {"sleep": 0.5})[0])) for _ in range(2)]
+    threads = [threading.Thread(target=lambda: results.append(call(runtime, "a", {"sleep": 1.5})[0])) for _ in range(2)]
     for thread in threads:
         thread.start()
     for thread in threads:
