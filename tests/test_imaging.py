@@ -230,3 +230,31 @@ def test_bad_settings_fail_with_the_key_named(values):
 def test_settings_round_trip_through_the_environment():
     settings = ImagingSettings(sizes=(64, 512), output_format="webp", webp_quality=70)
     assert ImagingSettings.from_env({"THUMBNAIL_SETTINGS": settings.to_json()}) == settings
+
+
+@pytest.mark.parametrize(("width", "height"), [(1, 1), (1, 20000), (20000, 1)])
+def test_tiny_and_strip_images_keep_at_least_one_pixel_a_side(width, height):
+    data = encode(Image.new("RGB", (width, height), (200, 10, 10)), "PNG")
+    for size in (128, 1024):
+        result = thumb(data, size)
+        assert result.width >= 1 and result.height >= 1 and max(result.width, result.height) <= size
+        assert opened(result.data).size == (result.width, result.height)
+
+
+def test_a_png_with_a_huge_compressed_text_chunk_is_rejected_not_inflated():
+    from PIL import PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text("comment", "A" * (64 * 1024 * 1024), zip=True)  # 64 MiB of text, a few KB on disk
+    data = encode(photo(32, 32), "PNG", pnginfo=info)
+    assert len(data) < 200_000
+    with pytest.raises(CorruptImage, match="too large"):
+        probe(data, SETTINGS)
+
+
+def test_an_exif_block_that_lies_about_its_offsets_does_not_matter():
+    data = bytearray(jpeg_with_orientation(photo(), 6))
+    start = data.index(b"Exif\x00\x00") + 6
+    data[start + 4 : start + 8] = (0x7FFFFFF0).to_bytes(4, "little" if data[start] == 0x49 else "big")  # IFD0 offset
+    result = thumb(bytes(data), 64)  # orientation unreadable: treated as upright, still a thumbnail
+    assert max(result.width, result.height) == 64
