@@ -154,20 +154,20 @@ def _patch_s3_eventbridge() -> None:
         from moto.events.models import events_backends
 
         detail_type = notifications._detail_type(event_name)
+        obj: dict[str, Any] = {"key": key.name, "sequencer": next_sequencer()}
+        if detail_type == "Object Created":
+            obj.update(size=key.size, etag=key.etag.replace('"', ""))
         detail: dict[str, Any] = {
             "version": "0",
             "bucket": {"name": bucket.name},
-            "object": {
-                "key": key.name,
-                "size": key.size,
-                "etag": key.etag.replace('"', ""),
-                "sequencer": next_sequencer(),
-            },
+            "object": obj,
             "request-id": "LOCAL",
             "requester": account_id,
             "source-ip-address": "127.0.0.1",
-            "reason": "PutObject" if event_name.endswith("Put") else event_name.split(":")[-1],
+            "reason": "PutObject" if detail_type == "Object Created" else "DeleteObject",
         }
+        if detail_type == "Object Deleted":
+            detail["deletion-type"] = "Permanently Deleted"
         if key.version_id and key.version_id != "null":
             detail["object"]["version-id"] = key.version_id
         backend = events_backends[account_id][bucket.region_name]

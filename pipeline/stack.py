@@ -14,7 +14,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
-from shell import WORK_PREFIX
+from shell import OBJECT_CREATED, OBJECT_DELETED, WORK_PREFIX
 
 from .config import LOG_RETENTION_NAMES, PipelineConfig
 from .functions import Functions
@@ -92,10 +92,10 @@ class ThumbnailStack(Stack):
         events.Rule(
             self,
             "OnUpload",
-            description="S3 Object Created in the upload bucket starts the pipeline",
+            description="S3 Object Created or Deleted in the upload bucket starts the pipeline",
             event_pattern=events.EventPattern(
                 source=["aws.s3"],
-                detail_type=["Object Created"],
+                detail_type=[OBJECT_CREATED, OBJECT_DELETED],
                 detail=upload_detail,
             ),
             targets=[
@@ -154,6 +154,12 @@ class ThumbnailStack(Stack):
         functions.record.add_to_role_policy(
             iam.PolicyStatement(actions=["dynamodb:PutItem"], resources=[storage.table.table_arn])
         )
+        # A deletion removes the thumbnails it recorded (HEAD first: only an older upload's).
+        functions.record.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["s3:GetObject", "s3:DeleteObject"], resources=[storage.thumbnails.arn_for_objects("*")]
+            )
+        )
 
     def _acknowledge_nag_findings(self, storage: Storage, network: Network, functions: Functions) -> None:
         """Every cdk-nag finding we accept, each with the reason; anything new fails synth."""
@@ -184,11 +190,12 @@ class ThumbnailStack(Stack):
                 "Any uploaded key may be an image to read; the bucket itself is exact.",
             )
         thumbnails_arn = self.get_logical_id(storage.thumbnails.node.default_child)
-        ack(
-            functions.resize,
-            f"AwsSolutions-IAM5[Resource::<{thumbnails_arn}.Arn>/*]",
-            "Thumbnail keys derive from upload keys; the bucket itself is exact.",
-        )
+        for fn in (functions.resize, functions.record):
+            ack(
+                fn,
+                f"AwsSolutions-IAM5[Resource::<{thumbnails_arn}.Arn>/*]",
+                "Thumbnail keys derive from upload keys; the bucket itself is exact.",
+            )
         for fn in (functions.validate, functions.resize):
             ack(
                 fn,

@@ -1,5 +1,7 @@
 """The state machine: Validate, a Map of Resize (one iteration per size), Record.
 
+    ObjectEvent ──(Object Deleted)──► Forget (record DELETED, remove the thumbnails)
+       │ (Object Created)
     Validate ──► Thumbnails (Map: Resize per size) ──► Record
        │ rejection            │ rejection
        └──────────────► RecordRejected ──► Rejected (Succeed)
@@ -22,7 +24,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
-from shell import CAUGHT_REJECTIONS, TransientError
+from shell import CAUGHT_REJECTIONS, OBJECT_DELETED, TransientError
 
 LAMBDA_SERVICE_ERRORS = (
     "Lambda.ServiceException",
@@ -149,4 +151,16 @@ def build_definition(
 
     validate_task.add_catch(record_rejected, errors=list(CAUGHT_REJECTIONS), result_path="$.error")
     thumbnails.add_catch(record_rejected, errors=list(CAUGHT_REJECTIONS), result_path="$.error")
-    return validate_task.next(thumbnails).next(record_task)
+    forget = _invoke(
+        scope,
+        "Forget",
+        record,
+        {"status": "DELETED", "event": original_event, "execution_arn": execution},
+        result_path=sfn.JsonPath.DISCARD,
+    )
+    created = validate_task.next(thumbnails).next(record_task)
+    return (
+        sfn.Choice(scope, "ObjectEvent", comment="S3 sends uploads and deletions through the same rule")
+        .when(sfn.Condition.string_equals("$.detail-type", OBJECT_DELETED), forget)
+        .otherwise(created)
+    )

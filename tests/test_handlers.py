@@ -381,3 +381,56 @@ def test_a_rejection_is_logged_with_key_and_reason(aws, stdout_lines):
     logs = stdout_lines()
     rejected = next(line for line in logs if line.get("message") == "rejected")
     assert rejected["object_key"] == "bad.png" and rejected["reason"] == "CorruptImage"
+
+
+def deleted(event: dict[str, Any], sequencer: str) -> dict[str, Any]:
+    """The 'Object Deleted' event S3 sends for the object of ``event``: no etag, no size."""
+    detail = {**event["detail"], "object": {"key": event["detail"]["object"]["key"], "sequencer": sequencer}}
+    detail.update({"reason": "DeleteObject", "deletion-type": "Permanently Deleted"})
+    return {**event, "detail-type": "Object Deleted", "detail": detail}
+
+
+def processed(s3, table, key: str, sequencer: str) -> tuple[dict[str, Any], list[str]]:
+    """Upload ``key`` and run it through validate, resize and record; (the event, thumbnail keys)."""
+    event = upload(s3, key, encode(photo(), "JPEG"), sequencer=sequencer)
+    facts = validate(event, s3, SETTINGS, SOURCE, THUMBS)
+    thumbs = [resize(resize_item(facts, i), s3, SETTINGS, THUMBS, "max-age=1") for i in range(2)]
+    record({"status": "SUCCEEDED", "event": event, "image": facts, "thumbnails": thumbs}, table, SOURCE)
+    return event, [t["key"] for t in thumbs]
+
+
+def thumbnail_keys(s3) -> list[str]:
+    listed = s3.list_objects_v2(Bucket=THUMBS).get("Contents", [])
+    return sorted(o["Key"] for o in listed if not o["Key"].startswith("_work/"))
+
+
+def test_a_deletion_marks_the_record_deleted_and_removes_its_thumbnails(aws):
+    s3, table = aws
+    event, keys = processed(s3, table, "gone.jpg", "0062E99A88DC407460")
+    assert thumbnail_keys(s3) == sorted(keys)
+    result = record({"status": "DELETED", "event": deleted(event, "0062E99A88DC4074B0")}, table, SOURCE, s3, THUMBS)
+    assert result["written"] and result["thumbnails_removed"] == 2
+    item = table.get_item(Key={"source_id": source_id(SOURCE, "gone.jpg")})["Item"]
+    assert item["status"] == "DELETED" and item["thumbnails"] == [] and item["sequencer"] == "0062E99A88DC4074B0"
+    assert thumbnail_keys(s3) == []
+
+
+def test_a_late_deletion_never_touches_a_newer_upload(aws):
+    s3, table = aws
+    old, _ = processed(s3, table, "again.jpg", "0062E99A88DC407460")
+    _, keys = processed(s3, table, "again.jpg", "0062E99A88DC4074C0")  # re-uploaded after the deletion
+    late = record({"status": "DELETED", "event": deleted(old, "0062E99A88DC407480")}, table, SOURCE, s3, THUMBS)
+    assert not late["written"]
+    assert table.get_item(Key={"source_id": source_id(SOURCE, "again.jpg")})["Item"]["status"] == "SUCCEEDED"
+    assert thumbnail_keys(s3) == sorted(keys)
+
+
+def test_a_deletion_keeps_thumbnails_a_newer_upload_already_wrote(aws):
+    s3, table = aws
+    event, keys = processed(s3, table, "race.jpg", "0062E99A88DC407460")
+    newer = upload(s3, "race.jpg", encode(photo(64, 64), "PNG"), sequencer="0062E99A88DC4074F0")
+    facts = validate(newer, s3, ImagingSettings(sizes=(64, 256), output_format="jpeg"), SOURCE, THUMBS)
+    resize(resize_item(facts, 0), s3, SETTINGS, THUMBS, "max-age=1")  # its Record has not run yet
+    result = record({"status": "DELETED", "event": deleted(event, "0062E99A88DC4074A0")}, table, SOURCE, s3, THUMBS)
+    assert result["written"] and result["thumbnails_removed"] == 1  # the 256 px of the old upload
+    assert thumbnail_keys(s3) == [keys[0]]  # the 64 px the newer upload rewrote survives

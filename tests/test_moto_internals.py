@@ -90,7 +90,7 @@ def test_lambda_invoke_runs_the_handler_in_the_local_runtime(stack):
     )
     assert response["FunctionError"] == "Unhandled"
     body = json.loads(response["Payload"].read())
-    assert body["errorType"] == "InvalidEvent" and "SUCCEEDED or REJECTED" in body["errorMessage"]
+    assert body["errorType"] == "InvalidEvent" and "got 'MAYBE'" in body["errorMessage"]
 
 
 def test_s3_events_reach_the_state_machine_shaped_as_aws_sends_them(stack):

@@ -28,7 +28,11 @@ def lambda_functions(template):
 
 def test_definition_is_validate_then_map_of_resize_then_record(definition):
     states = definition["States"]
-    assert definition["StartAt"] == "Validate"
+    assert definition["StartAt"] == "ObjectEvent"
+    (deleted,) = states["ObjectEvent"]["Choices"]
+    assert deleted == {"Variable": "$.detail-type", "StringEquals": "Object Deleted", "Next": "Forget"}
+    assert states["ObjectEvent"]["Default"] == "Validate"
+    assert states["Forget"]["End"] is True and states["Forget"]["Parameters"]["status"] == "DELETED"
     assert states["Validate"]["Next"] == "Thumbnails"
     thumbnails = states["Thumbnails"]
     assert thumbnails["Type"] == "Map" and thumbnails["Next"] == "Record"
@@ -47,7 +51,7 @@ def all_tasks(definition):
 
 def test_every_task_retries_service_and_transient_errors_with_full_jitter(definition):
     tasks = all_tasks(definition)
-    assert set(tasks) == {"Validate", "Resize", "Record", "RecordRejected"}
+    assert set(tasks) == {"Validate", "Resize", "Record", "RecordRejected", "Forget"}
     for name, task in tasks.items():
         first = task["Retry"][0]
         assert set(LAMBDA_SERVICE_ERRORS) | {"TransientError"} == set(first["ErrorEquals"]), name
@@ -64,12 +68,13 @@ def test_rejections_are_caught_and_recorded_nothing_else_is(definition):
         (catch,) = states[name]["Catch"]
         assert set(catch["ErrorEquals"]) == set(CAUGHT_REJECTIONS)
         assert catch["Next"] == "RecordRejected" and catch["ResultPath"] == "$.error"
-    assert "Catch" not in states["Record"] and "Catch" not in states["RecordRejected"]
+    assert all("Catch" not in states[name] for name in ("Record", "RecordRejected", "Forget"))
 
 
 def test_each_task_calls_its_own_function_with_the_execution_for_correlation(template, definition):
     logical = {name.split("Functions")[1][:-8].lower(): name for name in lambda_functions(template)}
     expected = {"Validate": "validate", "Resize": "resize", "Record": "record", "RecordRejected": "record"}
+    expected["Forget"] = "record"
     for name, task in all_tasks(definition).items():
         assert task["Resource"].endswith(f":function:{logical[expected[name]]}"), name
         assert task["Parameters"]["execution_arn.$"] == "$$.Execution.Id", name
@@ -99,7 +104,7 @@ def rules(template):
 def test_upload_rule_matches_object_created_in_the_upload_bucket_and_has_a_dlq(template):
     rule = rules(template)["aws.s3"]
     pattern = rule["EventPattern"]
-    assert pattern["detail-type"] == ["Object Created"]
+    assert pattern["detail-type"] == ["Object Created", "Object Deleted"]
     bucket_ref = pattern["detail"]["bucket"]["name"][0]["Ref"]
     assert bucket_ref.startswith("StorageUploads")
     (target,) = rule["Targets"]
@@ -262,7 +267,11 @@ def test_least_privilege_per_function(template):
         ("s3:GetObject", "thumbnails/_work/*"),
         ("s3:PutObject", "thumbnails/*"),
     }
-    assert grants("Record") == {("dynamodb:PutItem", "table")}
+    assert grants("Record") == {
+        ("dynamodb:PutItem", "table"),
+        ("s3:GetObject", "thumbnails/*"),  # HEAD before a deletion removes a thumbnail
+        ("s3:DeleteObject", "thumbnails/*"),
+    }
 
 
 def _where(resource) -> str:

@@ -11,6 +11,11 @@ Two callers, one item shape:
 S3 delivers events at least once and out of order, so the write is conditional on the
 event's S3 sequencer: an older event can never overwrite a newer record, and at the same
 sequencer a FAILED run never overwrites a finished outcome.
+
+A deletion (S3 "Object Deleted", routed here by the state machine) marks the record DELETED
+and removes the thumbnails the record listed, but only if it is the newest event for the
+key, and only thumbnails written for an older upload: a re-upload that overtook a late
+delete event keeps its thumbnails.
 """
 
 from __future__ import annotations
@@ -23,14 +28,24 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from shell import InvalidEvent, SourceObject, aws_call, error_code, parse_object_created, sequencer_order
+from shell import (
+    OBJECT_CREATED,
+    OBJECT_DELETED,
+    InvalidEvent,
+    SourceObject,
+    aws_call,
+    aws_client,
+    error_code,
+    parse_s3_event,
+    sequencer_order,
+)
 
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
 
 STATUS_CHANGE = "Step Functions Execution Status Change"
-FINISHED = ("SUCCEEDED", "REJECTED")
+FINISHED = ("SUCCEEDED", "REJECTED", "DELETED")
 FAILED_STATUSES = ("FAILED", "TIMED_OUT", "ABORTED")
 _IMAGE_FIELDS = ("format", "width", "height", "mode", "frames", "orientation", "has_alpha", "output_format")
 
@@ -46,8 +61,11 @@ def build_record(request: dict[str, Any], source_bucket: str | None, now: dateti
         return _failed_record(request["detail"], source_bucket, now)
     status = request.get("status")
     if status not in FINISHED:
-        raise InvalidEvent(f"record expects status SUCCEEDED or REJECTED from the state machine, got {status!r}")
-    source = parse_object_created(request.get("event", {}), source_bucket)
+        raise InvalidEvent(
+            f"record expects status SUCCEEDED, REJECTED or DELETED from the state machine, got {status!r}"
+        )
+    kind = OBJECT_DELETED if status == "DELETED" else OBJECT_CREATED
+    source = parse_s3_event(request.get("event", {}), source_bucket, (kind,))
     item = _base_item(source, status, request.get("execution_arn"), now)
     image = request.get("image") or {}
     item.update({name: image[name] for name in _IMAGE_FIELDS if name in image})
@@ -55,6 +73,8 @@ def build_record(request: dict[str, Any], source_bucket: str | None, now: dateti
         item["size"] = image["size"]
     if status == "SUCCEEDED":
         item["thumbnails"] = sorted(request.get("thumbnails") or [], key=lambda t: t["size"])
+    elif status == "DELETED":
+        item["thumbnails"] = []
     else:
         item["thumbnails"] = []
         item["error"] = state_error(request.get("error") or {})
@@ -66,7 +86,7 @@ def _failed_record(detail: dict[str, Any], source_bucket: str | None, now: datet
     if status not in FAILED_STATUSES:
         raise InvalidEvent(f"status change {status!r} is not a failure; only {FAILED_STATUSES} are recorded here")
     execution_input = json.loads(detail.get("input") or "{}")
-    source = parse_object_created(execution_input, source_bucket)
+    source = parse_s3_event(execution_input, source_bucket, (OBJECT_CREATED, OBJECT_DELETED))
     item = _base_item(source, "FAILED", detail.get("executionArn"), now)
     item["thumbnails"] = []
     item["error"] = {
@@ -103,8 +123,11 @@ def _cause_message(cause: str | None) -> str:
     return str(parsed.get("errorMessage", cause)) if isinstance(parsed, dict) else cause
 
 
-def write_record(table: Any, item: dict[str, Any]) -> bool:
-    """Put ``item`` unless a newer event (or a finished run of the same event) is recorded already."""
+def write_record(table: Any, item: dict[str, Any]) -> dict[str, Any] | None:
+    """Put ``item`` unless a newer event (or a finished run of the same event) is recorded already.
+
+    Returns the item it replaced ({} if none), or None when the write was refused as stale.
+    """
     condition = "attribute_not_exists(source_id) OR sequencer_order < :seq"
     values: dict[str, Any] = {":seq": item["sequencer_order"]}
     if item["status"] in FINISHED:
@@ -114,17 +137,38 @@ def write_record(table: Any, item: dict[str, Any]) -> bool:
         values[":failed"] = "FAILED"
     try:
         with aws_call("PutItem"):
-            table.put_item(
+            response = table.put_item(
                 Item=_without_none(item),
                 ConditionExpression=condition,
                 ExpressionAttributeValues=values,
+                ReturnValues="ALL_OLD",
                 **({"ExpressionAttributeNames": {"#status": "status"}} if ":failed" in values else {}),
             )
     except Exception as exc:
         if error_code(exc) == "ConditionalCheckFailedException":
-            return False
+            return None
         raise
-    return True
+    return response.get("Attributes") or {}
+
+
+def delete_thumbnails(s3: Any, bucket: str, replaced: dict[str, Any], deleted_sequencer: str) -> int:
+    """Remove the thumbnails the replaced record listed that belong to an upload older than the deletion."""
+    removed = 0
+    for thumbnail in replaced.get("thumbnails") or []:
+        try:
+            with aws_call("HeadObject"):
+                head = s3.head_object(Bucket=bucket, Key=thumbnail["key"])
+        except Exception as exc:
+            if error_code(exc) in ("404", "NoSuchKey", "NotFound"):
+                continue
+            raise
+        written_for = head.get("Metadata", {}).get("source-sequencer", "")
+        if written_for and sequencer_order(written_for) > sequencer_order(deleted_sequencer):
+            continue  # a newer upload wrote this thumbnail after the deletion
+        with aws_call("DeleteObject"):
+            s3.delete_object(Bucket=bucket, Key=thumbnail["key"])
+        removed += 1
+    return removed
 
 
 def _without_none(value: Any) -> Any:
@@ -135,10 +179,17 @@ def _without_none(value: Any) -> Any:
     return value
 
 
-def record(request: dict[str, Any], table: Any, source_bucket: str | None) -> dict[str, Any]:
+def record(
+    request: dict[str, Any], table: Any, source_bucket: str | None, s3: Any = None, thumbnail_bucket: str | None = None
+) -> dict[str, Any]:
     item = build_record(request, source_bucket, datetime.now(UTC))
-    written = write_record(table, item)
-    return {"source_id": item["source_id"], "status": item["status"], "written": written}
+    replaced = write_record(table, item)
+    result = {"source_id": item["source_id"], "status": item["status"], "written": replaced is not None}
+    if item["status"] == "DELETED" and replaced:
+        if s3 is None or thumbnail_bucket is None:
+            raise InvalidEvent("a DELETED record needs the thumbnails bucket to remove the thumbnails from")
+        result["thumbnails_removed"] = delete_thumbnails(s3, thumbnail_bucket, replaced, item["sequencer"])
+    return result
 
 
 _TABLE: Any = None
@@ -159,7 +210,9 @@ def _table() -> Any:
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     arn = event.get("execution_arn") or (event.get("detail") or {}).get("executionArn")
     logger.append_keys(execution_arn=arn)
-    result = record(event, _table(), os.environ.get("SOURCE_BUCKET"))
+    result = record(
+        event, _table(), os.environ.get("SOURCE_BUCKET"), aws_client("s3"), os.environ.get("THUMBNAIL_BUCKET")
+    )
     logger.append_keys(object_key=result["source_id"])
     if result["written"]:
         metrics.add_dimension(name="status", value=result["status"])

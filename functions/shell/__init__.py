@@ -73,20 +73,30 @@ class SourceObject:
         return asdict(self)
 
 
+OBJECT_CREATED = "Object Created"
+OBJECT_DELETED = "Object Deleted"
+
+
 def parse_object_created(event: dict[str, Any], expected_bucket: str | None) -> SourceObject:
-    """Read the EventBridge 'Object Created' event, refusing anything else with a clear reason.
+    """Read the EventBridge 'Object Created' event, refusing anything else with a clear reason."""
+    return parse_s3_event(event, expected_bucket, (OBJECT_CREATED,))
+
+
+def parse_s3_event(event: dict[str, Any], expected_bucket: str | None, detail_types: tuple[str, ...]) -> SourceObject:
+    """Read an EventBridge S3 event of one of ``detail_types``, refusing anything else with a clear reason.
 
     EventBridge delivers the key as stored, not URL-encoded (unlike S3's direct Lambda
     notifications), so it is used verbatim: unquoting would corrupt keys holding '+' or '%'.
+    A deletion carries no etag or size; those are then empty.
     """
     from aws_lambda_powertools.utilities.parser import ValidationError, parse
     from aws_lambda_powertools.utilities.parser.models import S3EventNotificationEventBridgeModel
 
     if not isinstance(event, dict):
         raise InvalidEvent(f"expected an EventBridge event object, got {type(event).__name__}")
-    if event.get("source") != "aws.s3" or event.get("detail-type") != "Object Created":
+    if event.get("source") != "aws.s3" or event.get("detail-type") not in detail_types:
         raise InvalidEvent(
-            f"expected source aws.s3 and detail-type 'Object Created', got "
+            f"expected source aws.s3 and detail-type {' or '.join(repr(t) for t in detail_types)}, got "
             f"{event.get('source')!r} / {event.get('detail-type')!r}"
         )
     try:
