@@ -122,6 +122,20 @@ class Session:
             thread.join()
         return done
 
+    def function_report(self) -> dict[str, dict[str, Any]]:
+        """Per function, what Lambda's REPORT lines say: invocations and max memory used against MemorySize."""
+        runtime = self.stack.runtime
+        assert runtime is not None
+        return {
+            spec.handler.split(".")[0]: {
+                "function": name,
+                "invocations": runtime.invocations[name],
+                "max_memory_used_mb": round(runtime.peak_memory_mb[name], 1),
+                "memory_size_mb": spec.memory_mb,
+            }
+            for name, spec in runtime.functions.items()
+        }
+
     def save_records(self) -> list[dict[str, Any]]:
         if self.stack.runtime is not None:
             self.stack.runtime.wait_for_async()  # FAILED records arrive asynchronously
@@ -192,7 +206,6 @@ def cmd_run(args: argparse.Namespace, state: StateFolder) -> int:
         console.print(f"No PATH given: running on {len(files)} generated samples in {state.samples_dir}")
     started = time.monotonic()
     with Session(state, faults=FaultSwitch.parse(args.fault)) as session:
-        before = len(session.stack.ended)
         with ThreadPoolExecutor(max_workers=8) as pool:
             list(pool.map(lambda kf: session.upload(kf[0], kf[1].read_bytes()), files))
         expected = session.stack.started_executions
@@ -201,8 +214,10 @@ def cmd_run(args: argparse.Namespace, state: StateFolder) -> int:
         ours = {key for key, _ in files}
         records = [r for r in records if r["key"] in ours and r["bucket"] == session.stack.upload_bucket]
         _write_outputs(session.stack, records, Path(args.out))
+        report = session.function_report()
+        (Path(args.out) / "report.json").write_text(json.dumps({"functions": report}, indent=1))
     elapsed = time.monotonic() - started
-    return _summarise(records, session.stack.ended[before:], finished, elapsed, Path(args.out))
+    return _summarise(records, report, finished, elapsed, Path(args.out))
 
 
 def _write_outputs(stack: LocalStack, records: list[dict[str, Any]], folder: Path) -> None:
@@ -226,7 +241,7 @@ def _write_outputs(stack: LocalStack, records: list[dict[str, Any]], folder: Pat
 
 
 def _summarise(
-    records: list[dict[str, Any]], ended: list[dict[str, Any]], finished: bool, elapsed: float, folder: Path
+    records: list[dict[str, Any]], report: dict[str, dict[str, Any]], finished: bool, elapsed: float, folder: Path
 ) -> int:
     counts = Counter(r["status"] for r in records)
     table = Table(title=f"{len(records)} objects in {elapsed:.1f} s")
@@ -243,7 +258,12 @@ def _summarise(
             error = record.get("error") or {}
             reasons.add_row(record["key"][:80], record["status"], error.get("code", ""), error.get("message", "")[:120])
         out.print(reasons)
-    out.print(f"Thumbnails: {folder}/   Records: {folder / 'records.jsonl'}")
+    usage = ", ".join(
+        f"{name} {r['invocations']}x, max {r['max_memory_used_mb']:.0f}/{r['memory_size_mb']} MB"
+        for name, r in report.items()
+    )
+    out.print(f"Lambda: {usage}")
+    out.print(f"Thumbnails: {folder}/   Records: {folder / 'records.jsonl'}   Report: {folder / 'report.json'}")
     if not finished:
         console.print("[red]Some executions did not finish in time.[/red]")
         return 2

@@ -188,6 +188,8 @@ class LocalLambdaRuntime:
         self._lock = threading.Lock()
         self._async: list[threading.Thread] = []
         self.invocations: dict[str, int] = {name: 0 for name in functions}
+        # The highest resident memory any worker of each function reached (Lambda's "Max Memory Used").
+        self.peak_memory_mb: dict[str, float] = {name: 0.0 for name in functions}
         log_dir.mkdir(parents=True, exist_ok=True)
 
     def environment_for(self, spec: FunctionSpec) -> dict[str, str]:
@@ -228,6 +230,8 @@ class LocalLambdaRuntime:
                 {"payload": payload.decode(), "request_id": request_id, "deadline": time.time() + spec.timeout_seconds}
             )
             status, reply = worker.read_reply(started + spec.timeout_seconds, spec.memory_mb)
+            with self._lock:
+                self.peak_memory_mb[name] = max(self.peak_memory_mb[name], worker.peak_memory_mb())
             if status == "ok" and reply is not None and not reply.get("fatal"):
                 with self._lock:
                     self._idle[name].append(worker)

@@ -434,3 +434,27 @@ def test_a_deletion_keeps_thumbnails_a_newer_upload_already_wrote(aws):
     result = record({"status": "DELETED", "event": deleted(event, "0062E99A88DC4074A0")}, table, SOURCE, s3, THUMBS)
     assert result["written"] and result["thumbnails_removed"] == 1  # the 256 px of the old upload
     assert thumbnail_keys(s3) == [keys[0]]  # the 64 px the newer upload rewrote survives
+
+
+def test_logs_carry_keys_and_reasons_never_image_bytes(aws, stdout_lines):
+    import base64
+
+    import validate.handler
+
+    s3, _ = aws
+    validate.handler.SETTINGS = SETTINGS
+    good = jpeg_with_orientation(photo(), 6, gps=True)
+    bad = b"\x89PNG\r\n\x1a\n" + good[:3000]
+    validate.handler.lambda_handler({"event": upload(s3, "good.jpg", good), "execution_arn": EXECUTION}, FakeContext())
+    with pytest.raises(CorruptImage):
+        validate.handler.lambda_handler(
+            {"event": upload(s3, "bad.png", bad), "execution_arn": EXECUTION}, FakeContext()
+        )
+    lines = stdout_lines()
+    text = json.dumps(lines)
+    for data in (good, bad):
+        for encoded in (base64.b64encode(data[100:148]).decode(), data[100:148].hex()):
+            assert encoded not in text
+    assert max(len(json.dumps(line)) for line in lines) < 2000
+    rejected = [line for line in lines if line.get("message") == "rejected"]
+    assert [(r["object_key"], r["reason"]) for r in rejected] == [("bad.png", "CorruptImage")]

@@ -171,6 +171,11 @@ def test_awkward_keys_work_end_to_end(tmp_path):
 def test_the_whole_corpus_as_the_manifest_says(corpus, tmp_path):
     out = tmp_path / "out"
     code = thumbs(tmp_path / "state", "run", str(corpus), "--out", str(out))
+    # Every validate and resize of the corpus stayed inside its function's MemorySize, measured.
+    report = json.loads((out / "report.json").read_text())["functions"]
+    for function in ("validate", "resize"):
+        used = report[function]
+        assert used["invocations"] > 0 and 0 < used["max_memory_used_mb"] < used["memory_size_mb"], (function, used)
     manifest = {e["path"]: e for e in json.loads((corpus / "manifest.json").read_text())["images"]}
     found = records(out)
     assert set(found) == set(manifest)
