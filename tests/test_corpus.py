@@ -100,3 +100,21 @@ def test_sizes_cut_from_the_intermediate_match_a_direct_decode(corpus, entry):
         assert cut.size == direct.size, (entry["path"], size)
         # DCT-scaled decoding and Lanczos differ a little on fine detail; a wrong image is far above 10
         assert mean_difference(cut, direct) < 10, (entry["path"], size)
+
+
+@pytest.mark.corpus
+@pytest.mark.parametrize("name", ["orientation/Landscape_6.jpg", "orientation/Portrait_3.jpg", "exif-72dpi-int.jpg"])
+def test_real_photos_with_gps_lose_every_tag(corpus, name):
+    """A camera photo's own EXIF, plus a GPS position written into it: none of it may reach a thumbnail."""
+    original = Image.open(corpus / name)
+    exif = original.getexif()
+    exif[0x8825] = {1: "N", 2: (52.0, 22.0, 12.0), 3: "E", 4: (4.0, 53.0, 30.0)}
+    tagged = io.BytesIO()
+    original.save(tagged, "JPEG", quality=95, exif=exif.tobytes())
+    assert Image.open(tagged).getexif().get_ifd(0x8825)  # the input really carries GPS
+    data = tagged.getvalue()
+    fmt = choose_format(probe(data, SETTINGS), SETTINGS)
+    for size in SETTINGS.sizes:
+        out = Image.open(io.BytesIO(make_thumbnail(data, size, SETTINGS, fmt).data))
+        assert not out.getexif() and not out.info.get("exif") and not out.info.get("xmp")
+        assert b"Exif" not in make_thumbnail(data, size, SETTINGS, fmt).data[:4096]
