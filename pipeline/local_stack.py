@@ -263,6 +263,8 @@ class LocalStack:
         specs = {}
         for logical, resource in resources_of_type(self.template, "AWS::Lambda::Function").items():
             props = resource["Properties"]
+            if not str(props.get("Runtime", "")).startswith("python"):
+                continue  # CDK's deploy-time custom-resource provider: nothing runs it locally
             environment = self.names.resolve(props.get("Environment", {}).get("Variables", {}))
             specs[self.names.refs[logical]] = FunctionSpec(
                 name=self.names.refs[logical],

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from aws_cdk import Stack
 from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
+from aws_cdk import custom_resources as cr
 from constructs import Construct
 
 
@@ -37,9 +40,45 @@ class Network(Construct):
             "Functions",
             vpc=self.vpc,
             allow_all_outbound=False,
-            description="Thumbnail functions: HTTPS out only; the route tables reach only the gateway endpoints",
+            description="Thumbnail functions: HTTPS to the S3 and DynamoDB prefix lists only",
         )
-        # Gateway endpoints are reached through route-table prefix lists; with no NAT and no
-        # internet gateway, 443 out can only land on S3 or DynamoDB.
-        self.security_group.add_egress_rule(ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "HTTPS to the gateway endpoints")
+        # Egress only to the address ranges of S3 and DynamoDB in this region: AWS's managed
+        # prefix lists, the same ones the gateway endpoints' routes use. Their IDs differ per
+        # region, so they are looked up at deploy time rather than written here.
+        region = Stack.of(self).region
+        self.prefix_list_lookups = []
+        egress = []
+        for name, service in (("S3", "s3"), ("DynamoDB", "dynamodb")):
+            lookup = cr.AwsCustomResource(
+                self,
+                f"{name}PrefixList",
+                on_update=cr.AwsSdkCall(
+                    service="EC2",
+                    action="describeManagedPrefixLists",
+                    parameters={
+                        "Filters": [{"Name": "prefix-list-name", "Values": [f"com.amazonaws.{region}.{service}"]}]
+                    },
+                    physical_resource_id=cr.PhysicalResourceId.of(f"{service}-managed-prefix-list"),
+                    output_paths=["PrefixLists.0.PrefixListId"],
+                ),
+                policy=cr.AwsCustomResourcePolicy.from_statements(
+                    [iam.PolicyStatement(actions=["ec2:DescribeManagedPrefixLists"], resources=["*"])]
+                ),
+                install_latest_aws_sdk=False,
+            )
+            self.prefix_list_lookups.append(lookup)
+            egress.append(
+                {
+                    "IpProtocol": "tcp",
+                    "FromPort": 443,
+                    "ToPort": 443,
+                    "DestinationPrefixListId": lookup.get_response_field("PrefixLists.0.PrefixListId"),
+                    "Description": f"HTTPS to {name} through its gateway endpoint",
+                }
+            )
+        # Inline, as the group's only rules: a group created without inline egress rules gets
+        # EC2's default allow-all egress, which separate egress resources would not remove.
+        cfn_group = self.security_group.node.default_child
+        assert isinstance(cfn_group, ec2.CfnSecurityGroup)
+        cfn_group.add_property_override("SecurityGroupEgress", egress)
         self.subnets = ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED)

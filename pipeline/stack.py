@@ -13,6 +13,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
+from aws_cdk import custom_resources as cr
 from constructs import Construct
 from shell import OBJECT_CREATED, OBJECT_DELETED, WORK_PREFIX
 
@@ -221,3 +222,17 @@ class ThumbnailStack(Stack):
             "(console, GetExecutionHistory), so ALL would pay twice for the same events.",
         )
         ack(self.dead_letters, "AwsSolutions-SQS3", "This queue is the dead-letter queue of both rules.")
+        for lookup in network.prefix_list_lookups:
+            ack(
+                lookup,
+                "AwsSolutions-IAM5[Resource::*]",
+                "ec2:DescribeManagedPrefixLists takes no resource ARN; it only reads AWS's public prefix lists.",
+            )
+        # CDK names the singleton provider of every AwsCustomResource "AWS" + its UUID.
+        provider = self.node.try_find_child(f"AWS{cr.AwsCustomResource.PROVIDER_FUNCTION_UUID.replace('-', '')}")
+        if provider is not None:
+            ack(
+                provider,
+                "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",
+                "CDK's custom-resource provider (prefix-list lookups at deploy time) only writes its own logs.",
+            )

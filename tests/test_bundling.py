@@ -56,7 +56,6 @@ def test_a_full_synth_bundles_every_function_without_docker(tmp_path):
     app, _ = build_app(outdir=str(tmp_path))
     assembly = app.synth()
     assets = [p for p in tmp_path.glob("asset.*") if p.is_dir()]
-    assert len(assets) == 3
     handlers = sorted(h.parent.name for a in assets for h in a.glob("*/handler.py"))
     assert handlers == ["record", "resize", "validate"]
     assert assembly.get_stack_by_name("ThumbnailPipeline").template["Resources"]

@@ -19,8 +19,13 @@ def only(template: dict[str, Any], resource_type: str) -> dict[str, Any]:
     return resource["Properties"]
 
 
+PREFIX_LIST_PROVIDER = "AWS679f53fac002430cb0da5b7982bd2287"  # CDK's AwsCustomResource singleton
+
+
 def lambda_functions(template):
-    return resources_of_type(template, "AWS::Lambda::Function")
+    """The pipeline's own functions (not CDK's deploy-time custom-resource provider)."""
+    found = resources_of_type(template, "AWS::Lambda::Function")
+    return {name: f for name, f in found.items() if not name.startswith(PREFIX_LIST_PROVIDER)}
 
 
 # --- the state machine ----------------------------------------------------------------------
@@ -168,7 +173,11 @@ def test_s3_and_dynamodb_gateway_endpoints(template):
 
 def test_every_function_runs_in_the_isolated_subnets(template):
     functions = lambda_functions(template)
-    assert len(functions) == 3  # no hidden custom-resource Lambdas
+    assert len(functions) == 3
+    # The only other function is the provider that looks up prefix lists at deploy time
+    # (no S3-notification custom resource: EventBridge is switched on by a property).
+    others = set(resources_of_type(template, "AWS::Lambda::Function")) - set(functions)
+    assert len(others) == 1 and next(iter(others)).startswith(PREFIX_LIST_PROVIDER)
     for name, function in functions.items():
         vpc = function["Properties"]["VpcConfig"]
         assert vpc["SubnetIds"] and vpc["SecurityGroupIds"], name
@@ -176,15 +185,19 @@ def test_every_function_runs_in_the_isolated_subnets(template):
         assert function["Properties"]["Architectures"] == ["arm64"]
         assert function["Properties"]["Runtime"] == "python3.14"
     group = only(template, "AWS::EC2::SecurityGroup")
-    assert group["SecurityGroupEgress"] == [
-        {
-            "CidrIp": "0.0.0.0/0",
-            "Description": "HTTPS to the gateway endpoints",
-            "FromPort": 443,
-            "IpProtocol": "tcp",
-            "ToPort": 443,
-        }
-    ]
+    egress = group["SecurityGroupEgress"]
+    assert len(egress) == 2  # HTTPS to the S3 and the DynamoDB prefix lists, nothing else
+    for rule in egress:
+        assert (rule["IpProtocol"], rule["FromPort"], rule["ToPort"]) == ("tcp", 443, 443)
+        assert "DestinationPrefixListId" in rule and "CidrIp" not in rule
+    assert not resources_of_type(template, "AWS::EC2::SecurityGroupEgress")  # all inline: no default allow-all
+
+
+def test_prefix_lists_are_looked_up_by_name_for_the_deploy_region(template):
+    lookups = resources_of_type(template, "Custom::AWS")
+    calls = json.dumps([r["Properties"] for r in lookups.values()])
+    assert len(lookups) == 2 and "describeManagedPrefixLists" in calls
+    assert "com.amazonaws." in calls and ".s3" in calls and ".dynamodb" in calls
 
 
 # --- storage --------------------------------------------------------------------------------
