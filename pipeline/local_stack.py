@@ -352,10 +352,13 @@ class LocalStack:
             self._ended.notify_all()
 
     def wait_for_executions(
-        self, count: int, timeout: float = 600, progress: Callable[[int], None] | None = None
+        self, count: int, timeout: float | None = None, progress: Callable[[int], None] | None = None
     ) -> bool:
-        """Block until ``count`` executions have ended (since start); False on timeout."""
-        deadline = time.monotonic() + timeout
+        """Block until ``count`` executions have ended (since start); False on timeout.
+
+        The default timeout grows with the batch: 10 minutes, or 2 s per execution if longer.
+        """
+        deadline = time.monotonic() + (timeout if timeout is not None else max(600.0, 2.0 * count))
         with self._ended:
             while len(self.ended) < count:
                 if progress:
