@@ -266,3 +266,30 @@ def test_deleting_the_original_deletes_its_thumbnails_through_the_same_rule(tmp_
         if any(ev.get("stateEnteredEventDetails", {}).get("name") == "Forget" for ev in e["events"])
     ]
     assert len(forget) == 1 and forget[0]["status"] == "SUCCEEDED"
+
+
+@pytest.mark.parametrize("function", ["validate", "resize", "record"])
+@pytest.mark.parametrize("kind", ["transient", "throttle", "timeout"])
+def test_faults_within_the_retry_budget_of_each_function_end_succeeded(tmp_path, function, kind):
+    # timeouts get one retry, the others four: stay inside each budget
+    count = 1 if kind == "timeout" else 2
+    code, record, state = run_one(tmp_path, f"{function}={kind}:{count}")
+    assert code == 0 and record["status"] == "SUCCEEDED" and len(record["thumbnails"]) == 3, record
+    error = {
+        "transient": "TransientError",
+        "throttle": "Lambda.TooManyRequestsException",
+        "timeout": "Sandbox.Timedout",
+    }
+    (execution,) = state.executions()
+    assert failed_attempts(execution, error[kind]) == count
+
+
+@pytest.mark.parametrize(
+    ("fault", "error"), [("resize=transient:15", "TransientError"), ("record=transient:5", "TransientError")]
+)
+def test_faults_past_the_budget_of_resize_or_record_fail_then_replay_succeeds(tmp_path, fault, error):
+    code, record, _ = run_one(tmp_path, fault)
+    assert code == 1 and record["status"] == "FAILED" and record["error"]["code"] == error, record
+    assert thumbs(tmp_path / "state", "replay", "--failed") == 0
+    replayed = StateFolder(tmp_path / "state").records()[record["source_id"]]
+    assert replayed["status"] == "SUCCEEDED" and len(replayed["thumbnails"]) == 3
