@@ -252,6 +252,18 @@ def test_a_png_with_a_huge_compressed_text_chunk_is_rejected_not_inflated():
         probe(data, SETTINGS)
 
 
+def test_a_png_with_a_huge_icc_profile_is_rejected_or_ignored_never_inflated():
+    profile = b"\x00" * (64 * 1024 * 1024)  # a 64 MiB "profile", a few KB compressed in iCCP
+    data = encode(photo(32, 32), "PNG", icc_profile=profile)
+    assert len(data) < 200_000
+    try:
+        result = thumb(data, 16)
+    except CorruptImage as exc:
+        assert "too large" in exc.message
+    else:
+        assert "icc_profile" not in opened(result.data).info
+
+
 def test_an_exif_block_that_lies_about_its_offsets_does_not_matter():
     data = bytearray(jpeg_with_orientation(photo(), 6))
     start = data.index(b"Exif\x00\x00") + 6

@@ -156,15 +156,17 @@ def test_the_same_event_delivered_twice_gives_one_record(tmp_path):
 def test_awkward_keys_work_end_to_end(tmp_path):
     files = tmp_path / "in"
     long_dir = "/".join(["d" * 200] * 4)  # file names stop at 255 bytes; a key does not
-    names = ["with space.jpg", "a+b.jpg", "100%.jpg", "ünïcødé 照片.jpg", f"{long_dir}/{'n' * 196}.jpg"]
+    names = ["with space.jpg", "a+b.jpg", "100%.jpg", "ünïcødé 照片.jpg", f"{long_dir}/{'n' * 216}.jpg"]
     for name in names:
         write(files, name, encode(photo(64, 48), "JPEG"))
-    assert len(names[-1].encode()) > 1000
+    assert len(names[-1].encode()) == 1024  # S3's longest key
     assert thumbs(tmp_path / "state", "run", str(files), "--out", str(tmp_path / "out")) == 0
     found = records(tmp_path / "out")
     assert set(found) == set(names)
     assert all(r["status"] == "SUCCEEDED" and len(r["thumbnails"]) == 3 for r in found.values())
     assert (tmp_path / "out" / "256" / "100%.jpg.jpg").exists()
+    longest = found[names[-1]]["thumbnails"]
+    assert all(t["key"].startswith(f"{t['size']}/_hashed/") for t in longest)  # no room for the readable form
 
 
 @pytest.mark.corpus
@@ -293,3 +295,19 @@ def test_faults_past_the_budget_of_resize_or_record_fail_then_replay_succeeds(tm
     assert thumbs(tmp_path / "state", "replay", "--failed") == 0
     replayed = StateFolder(tmp_path / "state").records()[record["source_id"]]
     assert replayed["status"] == "SUCCEEDED" and len(replayed["thumbnails"]) == 3
+
+
+def test_overwriting_an_object_updates_its_thumbnails_and_record(tmp_path):
+    state = StateFolder(tmp_path / "state")
+    with Session(state) as session:
+        session.upload("same-key.jpg", encode(photo(400, 300), "JPEG"))
+        assert session.wait(1, "first version")
+        session.upload("same-key.jpg", encode(photo(300, 400), "JPEG"))  # now portrait
+        assert session.wait(2, "second version")
+        (item,) = session.save_records()
+        s3 = session.stack.client("s3")
+        thumb = s3.get_object(Bucket=session.stack.thumbnail_bucket, Key="256/same-key.jpg.jpg")["Body"].read()
+        current = s3.head_object(Bucket=session.stack.upload_bucket, Key="same-key.jpg")["ETag"].strip('"')
+    assert item["status"] == "SUCCEEDED" and item["etag"] == current
+    assert (item["width"], item["height"]) == (300, 400)
+    assert Image.open(io.BytesIO(thumb)).size == (192, 256)
