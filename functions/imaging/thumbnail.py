@@ -120,9 +120,9 @@ def upright_size(width: int, height: int, orientation: int) -> tuple[int, int]:
 def intermediate_bytes(image: Image.Image) -> bytes:
     """A prepared image as fast, lossless PNG: the Map's iterations resize from it."""
     out = io.BytesIO()
-    clean = Image.new(image.mode, image.size)
-    clean.frombytes(image.tobytes())
-    clean.save(out, "PNG", compress_level=0)  # stored, not deflated: measured fastest to write and read
+    _without_metadata(image).save(
+        out, "PNG", compress_level=0
+    )  # stored, not deflated: measured fastest to write and read
     return out.getvalue()
 
 
@@ -242,6 +242,13 @@ def _sixteen_to_eight(image: Image.Image) -> Image.Image:
     return image.point(lambda v: v * scale + offset).convert("L")
 
 
+def _without_metadata(image: Image.Image) -> Image.Image:
+    """A fresh image with the same pixels: nothing of the source's info (EXIF, ICC, XMP) can leak."""
+    clean = Image.new(image.mode, image.size)
+    clean.frombytes(image.tobytes())
+    return clean
+
+
 def _encode(pixels: Image.Image, fmt: str, settings: ImagingSettings) -> Thumbnail:
     """Write ``pixels`` with no metadata at all: no EXIF, no GPS, no XMP, no foreign ICC profile."""
     has_a = pixels.mode in ("RGBA", "LA")
@@ -249,8 +256,7 @@ def _encode(pixels: Image.Image, fmt: str, settings: ImagingSettings) -> Thumbna
         pixels = _flatten(pixels, settings.background_rgb)
     elif fmt in ("webp", "avif") and pixels.mode in ("L", "LA"):
         pixels = pixels.convert("RGBA" if has_a else "RGB")
-    clean = Image.new(pixels.mode, pixels.size)
-    clean.frombytes(pixels.tobytes())  # a fresh image: nothing of the source's info can leak
+    clean = _without_metadata(pixels)
     out = io.BytesIO()
     if fmt == "jpeg":
         clean.save(out, "JPEG", quality=settings.jpeg_quality, optimize=True)
