@@ -6,6 +6,8 @@ what, which events start what, and what the stack tells the operator (its output
 
 from __future__ import annotations
 
+from typing import Any
+
 from aws_cdk import Acknowledgment, CfnOutput, Duration, Stack, Validations
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
@@ -87,6 +89,12 @@ class ThumbnailStack(Stack):
             enforce_ssl=True,
             retention_period=Duration.days(14),
         )
+        # Both rules deliver alike: retried for a day, then kept in the dead-letter queue.
+        delivery: dict[str, Any] = {
+            "dead_letter_queue": self.dead_letters,
+            "retry_attempts": 185,
+            "max_event_age": Duration.hours(24),
+        }
         upload_detail: dict[str, object] = {"bucket": {"name": [storage.source.bucket_name]}}
         if (keys := key_filter(config.key_prefix, config.key_suffixes)) is not None:
             upload_detail["object"] = {"key": keys}
@@ -99,14 +107,7 @@ class ThumbnailStack(Stack):
                 detail_type=[OBJECT_CREATED, OBJECT_DELETED],
                 detail=upload_detail,
             ),
-            targets=[
-                targets.SfnStateMachine(
-                    self.state_machine,
-                    dead_letter_queue=self.dead_letters,
-                    retry_attempts=185,
-                    max_event_age=Duration.hours(24),
-                )
-            ],
+            targets=[targets.SfnStateMachine(self.state_machine, **delivery)],
         )
         events.Rule(
             self,
@@ -117,14 +118,7 @@ class ThumbnailStack(Stack):
                 detail_type=["Step Functions Execution Status Change"],
                 detail={"status": FAILED_EXECUTION_STATUSES, "stateMachineArn": [self.state_machine.state_machine_arn]},
             ),
-            targets=[
-                targets.LambdaFunction(
-                    functions.record,
-                    dead_letter_queue=self.dead_letters,
-                    retry_attempts=185,
-                    max_event_age=Duration.hours(24),
-                )
-            ],
+            targets=[targets.LambdaFunction(functions.record, **delivery)],
         )
 
         for name, value in {
