@@ -35,6 +35,7 @@ from shell import (
     SourceObject,
     aws_call,
     aws_client,
+    aws_table,
     error_code,
     parse_s3_event,
     sequencer_order,
@@ -141,7 +142,8 @@ def write_record(table: Any, item: dict[str, Any]) -> dict[str, Any] | None:
                 Item=_without_none(item),
                 ConditionExpression=condition,
                 ExpressionAttributeValues=values,
-                ReturnValues="ALL_OLD",
+                # Only a deletion needs the replaced item (its thumbnail keys); skip the bytes otherwise.
+                ReturnValues="ALL_OLD" if item["status"] == "DELETED" else "NONE",
                 **({"ExpressionAttributeNames": {"#status": "status"}} if ":failed" in values else {}),
             )
     except Exception as exc:
@@ -192,18 +194,6 @@ def record(
     return result
 
 
-_TABLE: Any = None
-
-
-def _table() -> Any:
-    global _TABLE
-    if _TABLE is None:
-        import boto3
-
-        _TABLE = boto3.resource("dynamodb").Table(os.environ["TABLE_NAME"])
-    return _TABLE
-
-
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
@@ -211,7 +201,11 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     arn = event.get("execution_arn") or (event.get("detail") or {}).get("executionArn")
     logger.append_keys(execution_arn=arn)
     result = record(
-        event, _table(), os.environ.get("SOURCE_BUCKET"), aws_client("s3"), os.environ.get("THUMBNAIL_BUCKET")
+        event,
+        aws_table(os.environ["TABLE_NAME"]),
+        os.environ.get("SOURCE_BUCKET"),
+        aws_client("s3"),
+        os.environ.get("THUMBNAIL_BUCKET"),
     )
     logger.append_keys(object_key=result["source_id"])
     if result["written"]:

@@ -184,6 +184,16 @@ def aws_client(service: str) -> Any:
     return _CLIENTS[service]
 
 
+def aws_table(name: str) -> Any:
+    """A DynamoDB table handle, made on first use and kept, like :func:`aws_client`'s clients."""
+    key = f"dynamodb-table:{name}"
+    if key not in _CLIENTS:
+        import boto3
+
+        _CLIENTS[key] = boto3.resource("dynamodb").Table(name)
+    return _CLIENTS[key]
+
+
 def head_source(s3: Any, source: SourceObject) -> dict[str, Any]:
     """HEAD the announced object: its size decides TooLarge without downloading a byte."""
     try:
