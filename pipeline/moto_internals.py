@@ -1,8 +1,8 @@
 """Every touch of moto's private internals, in one small module, each with a contract test.
 
 moto gives the embedded default its in-process AWS (S3, DynamoDB, EventBridge, SQS and Step
-Functions with LocalStack's state-machine interpreter). Four things it does not do the way
-AWS does, and this module supplies them:
+Functions with LocalStack's state-machine interpreter). What it does not do the way AWS
+does, or does slowly, is supplied here:
 
 1. Lambda ``Invoke`` would need Docker: it is routed to the local Lambda runtime.
 2. EventBridge cannot deliver to Step Functions or Lambda targets: those targets are
@@ -15,6 +15,10 @@ AWS does, and this module supplies them:
    trying hundreds of URL patterns, under one lock: the answer per host is cached here.
 6. The interpreter builds a new JSONPath parser (PLY tables and all) for every path it
    evaluates: parsed paths are cached here (they are immutable; ``find`` does not change them).
+7. Every execution re-parses the definition with ANTLR (about 80 ms under load): the parse
+   tree is cached per definition and only the cheap build of fresh components runs each time.
+8. Every Task builds a new boto3 client (service model from JSON, about 35 ms): clients are
+   reused per region and service; boto3 clients are thread-safe.
 
 moto is pinned (``MOTO_VERSION``); ``tests/test_moto_internals.py`` fails loudly on an
 upgrade that moves any of these seams.
@@ -74,7 +78,7 @@ def install(
     start_execution: StartExecution,
     execution_ended: ExecutionEnded,
 ) -> None:
-    """Patch the four seams. Idempotent: a second call replaces the callbacks."""
+    """Patch the seams. Idempotent: a second call replaces the callbacks."""
     check_version()
     _installed.update(
         invoke=invoke, invoke_async=invoke_async, start_execution=start_execution, execution_ended=execution_ended
@@ -87,6 +91,8 @@ def install(
     _patch_execution_end()
     _patch_backend_lookup()
     _patch_json_path_parsing()
+    _patch_definition_parsing()
+    _patch_interpreter_clients()
     _installed["patched"] = True
 
 
@@ -234,3 +240,60 @@ def _patch_json_path_parsing() -> None:
     from moto.stepfunctions.parser.asl.utils import json_path
 
     json_path.parse = functools.lru_cache(maxsize=4096)(json_path.parse)
+
+
+# 7. Parse each definition once ----------------------------------------------------------------
+def _patch_definition_parsing() -> None:
+    from moto.stepfunctions.parser.asl.parse import asl_parser
+    from moto.stepfunctions.parser.asl.parse.preprocessor import Preprocessor
+
+    if "definition_trees" in _installed:
+        return
+    original = asl_parser.AmazonStateLanguageParser.parse
+    trees: dict[str, Any] = {}
+    _installed["definition_trees"] = trees
+
+    def parse(definition: str) -> tuple[Any, Any]:
+        # The tree is ANTLR's read-only parse result; components (which hold evaluation
+        # state) are built fresh from it for every execution, as the original does.
+        tree = trees.get(definition)
+        if tree is None:
+            program, tree = original(definition)  # raises on a bad definition: nothing cached
+            trees[definition] = tree
+            return program, tree
+        return Preprocessor().visit(tree), tree
+
+    asl_parser.AmazonStateLanguageParser.parse = staticmethod(parse)
+
+
+# 8. One interpreter client per region and service ---------------------------------------------
+def _patch_interpreter_clients() -> None:
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
+    from moto.stepfunctions.parser.asl.utils import boto_client
+
+    original = boto_client.boto_client_for
+    clients: dict[tuple[str, str], Any] = {}
+    lock = threading.Lock()
+
+    def boto_client_for(region: str, service: str, state_credentials: Any = None) -> Any:
+        # moto's own client ignores the credentials (fixed keys, one local endpoint), so a
+        # client per region and service answers exactly as a new one would.
+        with lock:
+            if (region, service) not in clients:
+                import boto3
+                from botocore.config import Config
+
+                # moto's settings (endpoint, timeouts, no retries), with a pool as large as the
+                # Map's concurrency across many executions: a shared client must not churn sockets.
+                model = original(region=region, service=service)
+                clients[(region, service)] = boto3.client(
+                    service,
+                    region_name=region,
+                    endpoint_url=model.meta.endpoint_url,
+                    aws_access_key_id="local",
+                    aws_secret_access_key="local",
+                    config=model.meta.config.merge(Config(max_pool_connections=64)),
+                )
+            return clients[(region, service)]
+
+    lambda_eval_utils.boto_client_for = boto_client_for

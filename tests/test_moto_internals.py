@@ -147,3 +147,36 @@ def test_a_failed_execution_emits_a_status_change_event_that_records_failed(stac
         lambda: table.get_item(TableName=stack.table_name, Key={"source_id": {"S": f"s3://{stack.upload_bucket}/gone.jpg"}}).get("Item")
     )  # fmt: skip
     assert item["status"]["S"] == "FAILED" and item["error"]["M"]["code"]["S"] == "TransientError"
+
+
+def test_definitions_are_parsed_once_and_give_fresh_components(stack):
+    import inspect
+
+    from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser, ASLParserException
+    from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
+
+    assert "AmazonStateLanguageParser.parse(" in inspect.getsource(ExecutionWorker._get_evaluation_entrypoint)
+    definition = json.dumps({"StartAt": "A", "States": {"A": {"Type": "Pass", "End": True}}})
+    first, tree = AmazonStateLanguageParser.parse(definition)
+    second, same_tree = AmazonStateLanguageParser.parse(definition)
+    assert same_tree is tree and second is not first  # evaluation state never shared
+    assert type(second) is type(first)
+    with pytest.raises(ASLParserException):
+        AmazonStateLanguageParser.parse('{"StartAt": "A", "States": {}}x')
+
+
+def test_interpreter_clients_are_reused_and_reach_the_local_endpoint(stack):
+    import ast
+    import inspect
+
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
+    from moto.stepfunctions.parser.asl.utils import boto_client
+
+    # The shared client is only equivalent because moto's ignores the credentials it is given.
+    function = ast.parse(inspect.getsource(boto_client.boto_client_for)).body[0]
+    used = {node.id for statement in function.body for node in ast.walk(statement) if isinstance(node, ast.Name)}
+    assert "state_credentials" not in used and "boto3" in used
+    first = lambda_eval_utils.boto_client_for(region="us-east-1", service="lambda", state_credentials=object())
+    assert lambda_eval_utils.boto_client_for(region="us-east-1", service="lambda") is first
+    assert first.meta.endpoint_url.startswith("http://localhost:")
+    assert first.meta.config.max_pool_connections >= 64
