@@ -15,7 +15,7 @@ from imaging import ConfigError, ImagingSettings
 
 CONTEXT_KEY = "thumbnails"
 ARCHITECTURES = ("arm64", "x86_64")
-WORKFLOW_TYPES = ("STANDARD",)
+WORKFLOW_TYPES = ("STANDARD", "EXPRESS")
 # CloudWatch Logs accepts only these retentions; the names are CDK's RetentionDays members.
 LOG_RETENTION_NAMES = {
     1: "ONE_DAY", 3: "THREE_DAYS", 5: "FIVE_DAYS", 7: "ONE_WEEK", 14: "TWO_WEEKS", 30: "ONE_MONTH",
@@ -40,6 +40,26 @@ class FunctionSizing:
 
 
 @dataclass(frozen=True)
+class AlarmSettings:
+    """When the alarms fire, and who hears: see pipeline/observability.py and the README runbook."""
+
+    email: str = ""
+    failed_executions: int = 1
+    lambda_throttles: int = 1
+    event_age_seconds: int = 300
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.email, str) or (
+            self.email and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", self.email)
+        ):
+            raise ConfigError(f"alarms.email: {self.email!r} is not an e-mail address (or empty for none)")
+        for name in ("failed_executions", "lambda_throttles", "event_age_seconds"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigError(f"alarms.{name}: {value!r} is not a whole number of at least 1")
+
+
+@dataclass(frozen=True)
 class PipelineConfig:
     imaging: ImagingSettings = field(default_factory=ImagingSettings)
     map_max_concurrency: int = 10
@@ -49,6 +69,7 @@ class PipelineConfig:
     architecture: str = "arm64"
     log_retention_days: int = 30
     workflow_type: str = "STANDARD"
+    alarms: AlarmSettings = field(default_factory=AlarmSettings)
     validate: FunctionSizing = field(default_factory=lambda: FunctionSizing(1536, 60))
     resize: FunctionSizing = field(default_factory=lambda: FunctionSizing(512, 30))
     record: FunctionSizing = field(default_factory=lambda: FunctionSizing(256, 15))
@@ -92,6 +113,8 @@ class PipelineConfig:
         try:
             if "imaging" in values:
                 values["imaging"] = ImagingSettings.from_mapping(_object(values["imaging"], "imaging"))
+            if "alarms" in values:
+                values["alarms"] = AlarmSettings(**_object(values["alarms"], "alarms"))
             for name in ("validate", "resize", "record"):
                 if name in values:
                     default = getattr(cls(), name)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import Acknowledgment, CfnOutput, Duration, Stack, Validations
+from aws_cdk import Acknowledgment, Aws, CfnOutput, Duration, Fn, Stack, Validations
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
@@ -20,8 +20,9 @@ from constructs import Construct
 from shell import OBJECT_CREATED, OBJECT_DELETED, WORK_PREFIX
 
 from .config import LOG_RETENTION_NAMES, PipelineConfig
-from .functions import Functions
+from .functions import METRICS_NAMESPACE, Functions
 from .network import Network
+from .observability import Observability
 from .storage import Storage
 from .workflow import build_definition
 
@@ -61,10 +62,11 @@ class ThumbnailStack(Stack):
         )
         self._grant_least_privilege(storage, functions)
 
+        express = config.workflow_type == "EXPRESS"
         self.state_machine = sfn.StateMachine(
             self,
             "Pipeline",
-            state_machine_type=sfn.StateMachineType.STANDARD,
+            state_machine_type=sfn.StateMachineType.EXPRESS if express else sfn.StateMachineType.STANDARD,
             definition_body=sfn.DefinitionBody.from_chainable(
                 build_definition(
                     self,
@@ -72,12 +74,14 @@ class ThumbnailStack(Stack):
                     resize=functions.resize,
                     record=functions.record,
                     max_concurrency=config.map_max_concurrency,
+                    catch_all=express,
                 )
             ),
             tracing_enabled=True,
+            # Express keeps no execution history: its logs, with every state's data, are the history.
             logs=sfn.LogOptions(
                 destination=logs.LogGroup(self, "PipelineLogs", retention=retention),
-                level=sfn.LogLevel.ERROR,
+                level=sfn.LogLevel.ALL if express else sfn.LogLevel.ERROR,
                 include_execution_data=True,
             ),
         )
@@ -98,7 +102,7 @@ class ThumbnailStack(Stack):
         upload_detail: dict[str, object] = {"bucket": {"name": [storage.source.bucket_name]}}
         if (keys := key_filter(config.key_prefix, config.key_suffixes)) is not None:
             upload_detail["object"] = {"key": keys}
-        events.Rule(
+        upload_rule = events.Rule(
             self,
             "OnUpload",
             description="S3 Object Created or Deleted in the upload bucket starts the pipeline",
@@ -109,7 +113,7 @@ class ThumbnailStack(Stack):
             ),
             targets=[targets.SfnStateMachine(self.state_machine, **delivery)],
         )
-        events.Rule(
+        events.Rule(  # Standard only emits these; an Express run records FAILED itself
             self,
             "OnExecutionFailed",
             description="Records FAILED runs; recording them from a Catch would break RedriveExecution",
@@ -121,14 +125,36 @@ class ThumbnailStack(Stack):
             targets=[targets.LambdaFunction(functions.record, **delivery)],
         )
 
-        for name, value in {
-            "UploadBucketName": storage.source.bucket_name,
-            "ThumbnailBucketName": storage.thumbnails.bucket_name,
-            "RecordsTableName": storage.table.table_name,
-            "StateMachineArn": self.state_machine.state_machine_arn,
-            "DeadLetterQueueUrl": self.dead_letters.queue_url,
-        }.items():
-            CfnOutput(self, name, value=value)
+        self.observability = Observability(
+            self,
+            "Observability",
+            namespace=METRICS_NAMESPACE,
+            state_machine=self.state_machine,
+            stages={"validate": functions.validate, "resize": functions.resize, "record": functions.record},
+            dead_letters=self.dead_letters,
+            upload_rule=upload_rule,
+            settings=config.alarms,
+        )
+        # What `thumbs --stack NAME` reads, and what an operator needs first: names and links.
+        console = f"https://{Aws.REGION}.console.aws.amazon.com"
+        for name, value, description in (
+            ("UploadBucketName", storage.source.bucket_name, "Upload images here"),
+            ("ThumbnailBucketName", storage.thumbnails.bucket_name, "Thumbnails land here"),
+            ("RecordsTableName", storage.table.table_name, "One record per uploaded object"),
+            ("StateMachineArn", self.state_machine.state_machine_arn, "The pipeline"),
+            ("WorkflowType", config.workflow_type, "STANDARD (redrivable) or EXPRESS"),
+            ("RecordFunctionName", functions.record.function_name, "thumbs drain-dlq re-sends failure notices here"),
+            ("DeadLetterQueueUrl", self.dead_letters.queue_url, "Events EventBridge could not deliver"),
+            ("AlarmTopicArn", self.observability.topic.topic_arn, "Subscribe to be paged"),
+            (
+                "ExecutionsConsoleUrl",
+                Fn.join("", [f"{console}/states/home?region={Aws.REGION}#/statemachines/view/",
+                             self.state_machine.state_machine_arn]),
+                "Executions in the Step Functions console",
+            ),
+            ("DashboardUrl", self.observability.dashboard_url, "The CloudWatch dashboard"),
+        ):  # fmt: skip
+            CfnOutput(self, name, value=value, description=description)
         self._acknowledge_nag_findings(storage, network, functions)
 
     def _grant_least_privilege(self, storage: Storage, functions: Functions) -> None:

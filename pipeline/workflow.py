@@ -15,6 +15,8 @@ Error model:
   so RedriveExecution resumes there. The FAILED record comes from the execution's status
   change event (see ``stack.py``), not from a Catch: a Catch into a Fail state would make
   redrive restart at that Fail state and never finish the job.
+* EXPRESS workflows (``workflow_type``) emit no status-change events and cannot be redriven,
+  so for them only, every task also catches ``States.ALL`` into RecordFailed and a Fail state.
 """
 
 from __future__ import annotations
@@ -75,8 +77,13 @@ def build_definition(
     resize: lambda_.IFunction,
     record: lambda_.IFunction,
     max_concurrency: int,
+    catch_all: bool = False,
 ) -> sfn.IChainable:
-    """The chain of states; the stack wraps it in a StateMachine with logging and tracing."""
+    """The chain of states; the stack wraps it in a StateMachine with logging and tracing.
+
+    ``catch_all`` is for EXPRESS only (see the module docstring): it trades redrive, which
+    Express does not have anyway, for a FAILED record written by the run itself.
+    """
     execution = sfn.JsonPath.execution_id
     original_event = sfn.JsonPath.object_at("$$.Execution.Input")
 
@@ -136,7 +143,7 @@ def build_definition(
         },
         result_path=sfn.JsonPath.DISCARD,
     )
-    record_rejected = _invoke(
+    record_rejected_task = _invoke(
         scope,
         "RecordRejected",
         record,
@@ -147,7 +154,10 @@ def build_definition(
             "execution_arn": execution,
         },
         result_path=sfn.JsonPath.DISCARD,
-    ).next(sfn.Succeed(scope, "Rejected", comment="A bad upload is a handled outcome: recorded, not failed."))
+    )
+    record_rejected = record_rejected_task.next(
+        sfn.Succeed(scope, "Rejected", comment="A bad upload is a handled outcome: recorded, not failed.")
+    )
 
     validate_task.add_catch(record_rejected, errors=list(CAUGHT_REJECTIONS), result_path="$.error")
     thumbnails.add_catch(record_rejected, errors=list(CAUGHT_REJECTIONS), result_path="$.error")
@@ -158,6 +168,29 @@ def build_definition(
         {"status": "DELETED", "event": original_event, "execution_arn": execution},
         result_path=sfn.JsonPath.DISCARD,
     )
+    if catch_all:
+        record_failed = _invoke(
+            scope,
+            "RecordFailed",
+            record,
+            {
+                "status": "FAILED",
+                "event": original_event,
+                "error": sfn.JsonPath.object_at("$.error"),
+                "execution_arn": execution,
+            },
+            result_path=sfn.JsonPath.DISCARD,
+        ).next(
+            sfn.Fail(
+                scope,
+                "Failed",
+                comment="Recorded FAILED; replay with thumbs replay",
+                error_path="$.error.Error",
+                cause_path="$.error.Cause",
+            )
+        )
+        for task in (validate_task, thumbnails, record_task, record_rejected_task, forget):
+            task.add_catch(record_failed, errors=["States.ALL"], result_path="$.error")  # after the rejections
     created = validate_task.next(thumbnails).next(record_task)
     return (
         sfn.Choice(scope, "ObjectEvent", comment="S3 sends uploads and deletions through the same rule")

@@ -287,6 +287,31 @@ def test_a_failed_execution_is_recorded_from_its_status_change_event(aws):
     assert item["error"] == {"code": "TransientError", "message": "HeadObject: SlowDown"}
 
 
+def test_an_express_run_records_its_own_failure_and_a_finished_replay_overwrites_it(aws):
+    s3, table = aws
+    event = upload(s3, "a.jpg", encode(photo(), "JPEG"))
+    caught = {"Error": "States.Timeout", "Cause": "Task timed out"}
+    assert record({"status": "FAILED", "event": event, "error": caught, "execution_arn": EXECUTION}, table, SOURCE)[
+        "written"
+    ]
+    item = table.get_item(Key={"source_id": source_id(SOURCE, "a.jpg")})["Item"]
+    assert item["status"] == "FAILED" and item["execution_status"] == "FAILED"
+    assert item["error"] == {"code": "States.Timeout", "message": "Task timed out"}
+    replay = {**event, "replay_of": EXECUTION}  # what `thumbs replay` starts when redrive is not possible
+    done = {"status": "SUCCEEDED", "event": replay, "thumbnails": [], "execution_arn": EXECUTION + "-replay"}
+    assert record(done, table, SOURCE)["written"]
+    item = table.get_item(Key={"source_id": source_id(SOURCE, "a.jpg")})["Item"]
+    assert item["status"] == "SUCCEEDED" and item["replay_of"] == EXECUTION
+
+
+def test_a_failed_replay_keeps_the_link_to_the_run_it_replays(aws):
+    s3, table = aws
+    event = upload(s3, "a.jpg", encode(photo(), "JPEG"))
+    record(status_change({**event, "replay_of": "arn:old"}), table, SOURCE)
+    item = table.get_item(Key={"source_id": source_id(SOURCE, "a.jpg")})["Item"]
+    assert item["status"] == "FAILED" and item["replay_of"] == "arn:old"
+
+
 def test_an_older_event_never_overwrites_a_newer_record(aws):
     s3, table = aws
     old = upload(s3, "a.jpg", encode(photo(), "JPEG"), sequencer="0062E99A88DC407460")
@@ -381,6 +406,26 @@ def test_a_rejection_is_logged_with_key_and_reason(aws, stdout_lines):
     logs = stdout_lines()
     rejected = next(line for line in logs if line.get("message") == "rejected")
     assert rejected["object_key"] == "bad.png" and rejected["reason"] == "CorruptImage"
+    emf = next(line for line in logs if "ImagesRejected" in line)
+    assert emf["reason"] == "CorruptImage" and emf["StageDuration"]  # failures are timed too
+
+
+def test_metrics_count_outcomes_rejections_by_reason_and_time_each_stage(aws, stdout_lines):
+    import record.handler
+
+    s3, _ = aws
+    event = upload(s3, "bad.jpg", b"not an image")
+    cause = json.dumps({"errorMessage": "not an image", "errorType": "UnsupportedFormat"})
+    request = {"status": "REJECTED", "event": event, "execution_arn": EXECUTION}
+    record.handler.lambda_handler({**request, "error": {"Error": "UnsupportedFormat", "Cause": cause}}, FakeContext())
+    blobs = [line for line in stdout_lines() if "_aws" in line]
+    (outcome,) = [b for b in blobs if "Records" in b]
+    assert outcome["status"] == "REJECTED" and outcome["service"]
+    assert outcome["StageDuration"][0] > 0
+    (by_reason,) = [b for b in blobs if "Rejections" in b]
+    assert by_reason["reason"] == "UnsupportedFormat" and by_reason["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [
+        ["reason", "service"]
+    ]
 
 
 def deleted(event: dict[str, Any], sequencer: str) -> dict[str, Any]:

@@ -6,7 +6,11 @@ Two callers, one item shape:
 * an EventBridge rule on the execution's "Status Change" to FAILED, TIMED_OUT or ABORTED.
   Recording failures from that event, rather than from a Catch, is what lets Step Functions
   RedriveExecution resume a failed run at the step that failed: a Catch into a Fail state
-  would make redrive restart at that Fail state and do nothing.
+  would make redrive restart at that Fail state and do nothing. Express workflows emit no
+  status-change events and cannot be redriven, so there (only) a catch-all sends FAILED here.
+
+A replay that had to start a new execution (``thumbs replay``) puts ``replay_of`` (the old
+execution's ARN) in the new execution's input; the record keeps it, linking the two runs.
 
 S3 delivers events at least once and out of order, so the write is conditional on the
 event's S3 sequencer: an older event can never overwrite a newer record, and at the same
@@ -26,7 +30,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from shell import (
     OBJECT_CREATED,
@@ -39,6 +43,7 @@ from shell import (
     error_code,
     parse_s3_event,
     sequencer_order,
+    timed_stage,
 )
 
 logger = Logger()
@@ -61,13 +66,16 @@ def build_record(request: dict[str, Any], source_bucket: str | None, now: dateti
     if request.get("detail-type") == STATUS_CHANGE:
         return _failed_record(request["detail"], source_bucket, now)
     status = request.get("status")
-    if status not in FINISHED:
+    if status not in (*FINISHED, "FAILED"):
         raise InvalidEvent(
-            f"record expects status SUCCEEDED, REJECTED or DELETED from the state machine, got {status!r}"
+            f"record expects status SUCCEEDED, REJECTED, DELETED or FAILED from the state machine, got {status!r}"
         )
-    kind = OBJECT_DELETED if status == "DELETED" else OBJECT_CREATED
-    source = parse_s3_event(request.get("event", {}), source_bucket, (kind,))
-    item = _base_item(source, status, request.get("execution_arn"), now)
+    kinds = (OBJECT_DELETED,) if status == "DELETED" else (OBJECT_CREATED,)
+    if status == "FAILED":  # an Express workflow's catch-all: the run may have been either kind
+        kinds = (OBJECT_CREATED, OBJECT_DELETED)
+    event = request.get("event", {})
+    source = parse_s3_event(event, source_bucket, kinds)
+    item = _base_item(source, status, request.get("execution_arn"), now, event)
     image = request.get("image") or {}
     item.update({name: image[name] for name in _IMAGE_FIELDS if name in image})
     if "size" in image:
@@ -79,6 +87,8 @@ def build_record(request: dict[str, Any], source_bucket: str | None, now: dateti
     else:
         item["thumbnails"] = []
         item["error"] = state_error(request.get("error") or {})
+    if status == "FAILED":
+        item["execution_status"] = "FAILED"
     return item
 
 
@@ -88,7 +98,7 @@ def _failed_record(detail: dict[str, Any], source_bucket: str | None, now: datet
         raise InvalidEvent(f"status change {status!r} is not a failure; only {FAILED_STATUSES} are recorded here")
     execution_input = json.loads(detail.get("input") or "{}")
     source = parse_s3_event(execution_input, source_bucket, (OBJECT_CREATED, OBJECT_DELETED))
-    item = _base_item(source, "FAILED", detail.get("executionArn"), now)
+    item = _base_item(source, "FAILED", detail.get("executionArn"), now, execution_input)
     item["thumbnails"] = []
     item["error"] = {
         "code": detail.get("error") or status,
@@ -98,8 +108,10 @@ def _failed_record(detail: dict[str, Any], source_bucket: str | None, now: datet
     return item
 
 
-def _base_item(source: SourceObject, status: str, execution_arn: str | None, now: datetime) -> dict[str, Any]:
-    return {
+def _base_item(
+    source: SourceObject, status: str, execution_arn: str | None, now: datetime, execution_input: dict[str, Any]
+) -> dict[str, Any]:
+    item = {
         "source_id": source_id(source.bucket, source.key),
         "status": status,
         **source.to_dict(),
@@ -107,6 +119,9 @@ def _base_item(source: SourceObject, status: str, execution_arn: str | None, now
         "execution_arn": execution_arn,
         "recorded_at": now.isoformat(timespec="milliseconds"),
     }
+    if isinstance(replay_of := execution_input.get("replay_of"), str):
+        item["replay_of"] = replay_of
+    return item
 
 
 def state_error(error: dict[str, Any]) -> dict[str, str]:
@@ -187,6 +202,8 @@ def record(
     item = build_record(request, source_bucket, datetime.now(UTC))
     replaced = write_record(table, item)
     result = {"source_id": item["source_id"], "status": item["status"], "written": replaced is not None}
+    if item["status"] == "REJECTED":
+        result["reason"] = item["error"]["code"]
     if item["status"] == "DELETED" and replaced:
         if s3 is None or thumbnail_bucket is None:
             raise InvalidEvent("a DELETED record needs the thumbnails bucket to remove the thumbnails from")
@@ -200,17 +217,21 @@ def record(
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     arn = event.get("execution_arn") or (event.get("detail") or {}).get("executionArn")
     logger.append_keys(execution_arn=arn)
-    result = record(
-        event,
-        aws_table(os.environ["TABLE_NAME"]),
-        os.environ.get("SOURCE_BUCKET"),
-        aws_client("s3"),
-        os.environ.get("THUMBNAIL_BUCKET"),
-    )
+    with timed_stage(metrics):
+        result = record(
+            event,
+            aws_table(os.environ["TABLE_NAME"]),
+            os.environ.get("SOURCE_BUCKET"),
+            aws_client("s3"),
+            os.environ.get("THUMBNAIL_BUCKET"),
+        )
     logger.append_keys(object_key=result["source_id"])
     if result["written"]:
         metrics.add_dimension(name="status", value=result["status"])
         metrics.add_metric(name="Records", unit=MetricUnit.Count, value=1)
+        if reason := result.get("reason"):  # its own metric: a reason dimension would split "Records"
+            with single_metric(name="Rejections", unit=MetricUnit.Count, value=1) as metric:
+                metric.add_dimension(name="reason", value=reason)
         logger.info("recorded", extra={"status": result["status"]})
     else:
         metrics.add_metric(name="StaleEventsIgnored", unit=MetricUnit.Count, value=1)

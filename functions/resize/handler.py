@@ -15,7 +15,7 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from imaging import ImagingSettings, make_thumbnail, read_intermediate, thumbnail_from
-from shell import SourceObject, aws_call, aws_client, error_code, read_source
+from shell import SourceObject, aws_call, aws_client, error_code, read_source, timed_stage
 
 logger = Logger()
 tracer = Tracer()
@@ -76,13 +76,14 @@ SETTINGS = ImagingSettings.from_env()
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(object_key=event.get("key"), execution_arn=event.get("execution_arn"))
-    result = resize(
-        event,
-        aws_client("s3"),
-        SETTINGS,
-        os.environ["THUMBNAIL_BUCKET"],
-        os.environ.get("CACHE_CONTROL", DEFAULT_CACHE_CONTROL),
-    )
+    with timed_stage(metrics):
+        result = resize(
+            event,
+            aws_client("s3"),
+            SETTINGS,
+            os.environ["THUMBNAIL_BUCKET"],
+            os.environ.get("CACHE_CONTROL", DEFAULT_CACHE_CONTROL),
+        )
     metrics.add_metric(name="ThumbnailsWritten", unit=MetricUnit.Count, value=1)
     logger.info("thumbnail written", extra={"size": result["size"], "bytes": result["bytes"]})
     return result

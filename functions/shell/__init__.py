@@ -8,6 +8,7 @@ they are part of the deployed contract.
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -157,6 +158,23 @@ def is_transient(exc: BaseException) -> bool:
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
         return code in _TRANSIENT_CODES or status >= 500 or status == 429
     return isinstance(exc, (ConnectionError, HTTPClientError))
+
+
+@contextmanager
+def timed_stage(metrics: Any) -> Iterator[None]:
+    """The stage's own work as EMF ``StageDuration`` (ms), failures included.
+
+    Lambda's ``Duration`` also counts init and the runtime's overhead; this one is the part our
+    code can make faster, per stage, so the two side by side show where time goes.
+    """
+    from aws_lambda_powertools.metrics import MetricUnit
+
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        elapsed = round((time.perf_counter() - start) * 1000, 1)
+        metrics.add_metric(name="StageDuration", unit=MetricUnit.Milliseconds, value=elapsed)
 
 
 @contextmanager

@@ -34,6 +34,7 @@ from shell import (
     parse_object_created,
     read_source,
     thumbnail_key,
+    timed_stage,
 )
 
 logger = Logger()
@@ -88,13 +89,14 @@ SETTINGS = ImagingSettings.from_env()
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(execution_arn=event.get("execution_arn"))
     try:
-        result = validate(
-            event.get("event", {}),
-            aws_client("s3"),
-            SETTINGS,
-            os.environ.get("SOURCE_BUCKET"),
-            os.environ["THUMBNAIL_BUCKET"],
-        )
+        with timed_stage(metrics):
+            result = validate(
+                event.get("event", {}),
+                aws_client("s3"),
+                SETTINGS,
+                os.environ.get("SOURCE_BUCKET"),
+                os.environ["THUMBNAIL_BUCKET"],
+            )
     except ImageRejected as exc:
         metrics.add_dimension(name="reason", value=exc.code)
         metrics.add_metric(name="ImagesRejected", unit=MetricUnit.Count, value=1)
