@@ -3,12 +3,17 @@
     thumbs run [PATH ...] [--out DIR] [--fault FUNCTION=KIND[:N]]
     thumbs executions [--status S]
     thumbs history EXECUTION
-    thumbs replay EXECUTION ... | --failed
+    thumbs replay EXECUTION ... | --failed [--since 24h]
     thumbs serve [--port P]
+    thumbs cost --images N [--avg-mp M]
 
 Every command that runs the pipeline deploys the same CloudFormation template ``cdk deploy``
 would, on moto, with the handler code run by the local Lambda runtime. State (executions,
 records, uploads) lives in the local state folder, see ``pipeline/local_state.py``.
+
+With ``--stack NAME`` (and ``--profile``/``--region`` or the usual AWS environment),
+``executions``, ``history``, ``replay`` and ``drain-dlq`` work on a deployed stack instead;
+see ``pipeline/aws_ops.py``.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import time
 import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +34,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from . import aws_ops
 from .lambda_runtime import FaultSwitch
 from .local_stack import LocalStack, load_template
 from .local_state import StateFolder, state_root, to_json
@@ -319,7 +325,10 @@ def history_rows(execution: dict[str, Any]) -> list[tuple[str, str, str, str, st
 
 
 def cmd_history(args: argparse.Namespace, state: StateFolder) -> int:
-    execution = state.find_execution(args.execution)
+    return _print_history(state.find_execution(args.execution))
+
+
+def _print_history(execution: dict[str, Any]) -> int:
     table = Table(title=f"{execution['name']}  {execution['status']}")
     for column in ("at", "event", "state", "duration", "error"):
         table.add_column(column)
@@ -338,6 +347,9 @@ def cmd_history(args: argparse.Namespace, state: StateFolder) -> int:
 def cmd_replay(args: argparse.Namespace, state: StateFolder) -> int:
     if args.failed:
         targets = state.executions("FAILED")
+        if args.since:
+            cutoff = datetime.now(UTC) - aws_ops.parse_since(args.since)
+            targets = [t for t in targets if datetime.fromisoformat(t["startDate"]) >= cutoff]
     else:
         targets = [state.find_execution(reference) for reference in args.executions]
     if not targets:
@@ -388,9 +400,106 @@ def cmd_serve(args: argparse.Namespace, state: StateFolder) -> int:
     return 0
 
 
+# --- the same commands against a deployed stack ----------------------------------------------------
+
+
+def _deployed(args: argparse.Namespace) -> aws_ops.DeployedStack:
+    import boto3
+
+    return aws_ops.DeployedStack.find(args.stack, boto3.Session(profile_name=args.profile, region_name=args.region))
+
+
+def cmd_aws_executions(args: argparse.Namespace) -> int:
+    stack = _deployed(args)
+    sfn = stack.client("stepfunctions")
+    since = aws_ops.parse_since(args.since) if args.since else None
+    found = aws_ops.list_executions(stack, sfn, (args.status,) if args.status else None, since)
+    table = Table(
+        title=f"{stack.name}: {len(found)} execution(s)" + (f" (showing {args.limit})" * (len(found) > args.limit))
+    )
+    for column in ("name", "status", "started", "duration", "key", "error"):
+        table.add_column(column, overflow="fold")
+    for summary in found[: args.limit]:
+        described = sfn.describe_execution(executionArn=summary["executionArn"])
+        detail = (json.loads(described.get("input") or "{}").get("detail") or {}).get("object", {})
+        stop = summary.get("stopDate")
+        table.add_row(
+            summary["name"],
+            summary["status"] + (f" (redriven {described['redriveCount']}x)" if described.get("redriveCount") else ""),
+            summary["startDate"].isoformat()[:19],
+            f"{(stop - summary['startDate']).total_seconds():.2f} s" if stop else "",
+            str(detail.get("key", ""))[:60],
+            described.get("error") or "",
+        )
+    out.print(table)
+    return 0
+
+
+def cmd_aws_history(args: argparse.Namespace) -> int:
+    stack = _deployed(args)
+    arn = stack.execution_arn(args.execution)
+    code = _print_history(aws_ops.execution_with_history(stack.client("stepfunctions"), arn))
+    region = stack.session.region_name
+    out.print(
+        f"Console: https://{region}.console.aws.amazon.com/states/home?region={region}#/v2/executions/details/{arn}"
+    )
+    return code
+
+
+def cmd_aws_replay(args: argparse.Namespace) -> int:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    stack = _deployed(args)
+    sfn = stack.client("stepfunctions")
+    if args.failed:
+        since = aws_ops.parse_since(args.since or "14d")  # redrive reaches back 14 days at most
+        arns = [e["executionArn"] for e in aws_ops.list_executions(stack, sfn, aws_ops.FAILED_STATUSES, since)]
+    else:
+        arns = [stack.execution_arn(reference) for reference in args.executions]
+    outcomes: list[aws_ops.Replayed] = []
+    errors: list[str] = []
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
+    ) as progress:
+        task = progress.add_task(f"replaying at {args.rate:g}/s", total=len(arns))
+        for arn in aws_ops.paced(arns, args.rate):
+            try:
+                outcomes.append(aws_ops.replay(stack, sfn, arn))
+            except (ClientError, BotoCoreError) as exc:  # one refusal must not stop a bulk replay
+                errors.append(f"{arn.rsplit(':', 1)[-1]}: {exc}")
+            progress.advance(task)
+    table = Table(title="Replayed")
+    for column in ("execution", "action", "now running as", "why"):
+        table.add_column(column, overflow="fold")
+    for outcome in outcomes:
+        table.add_row(
+            outcome.old_arn.rsplit(":", 1)[-1], outcome.action, outcome.arn.rsplit(":", 1)[-1], outcome.reason
+        )
+    out.print(table)
+    for error in errors:
+        out.print(f"[red]error[/red] {error}")
+    out.print(aws_ops.replay_summary(outcomes, errors))
+    return 1 if errors else 0
+
+
+def cmd_drain_dlq(args: argparse.Namespace) -> int:
+    stack = _deployed(args)
+    result, problems = aws_ops.drain_dead_letters(
+        stack, stack.client("sqs"), stack.client("stepfunctions"), stack.client("lambda"),
+        limit=args.limit, dry_run=args.dry_run,
+    )  # fmt: skip
+    for problem in problems:
+        out.print(f"[yellow]kept[/yellow] {problem}")
+    out.print(("Dry run: " if args.dry_run else "") + result.summary())
+    return 1 if result.left and not args.dry_run else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="thumbs", description=__doc__.split("\n\n")[0])
     parser.add_argument("--state", help="local state folder (default: $THUMBS_STATE or .thumbs)")
+    parser.add_argument("--stack", help="work on this deployed CloudFormation stack instead of the local one")
+    parser.add_argument("--profile", help="AWS profile for --stack (default: the environment's credentials)")
+    parser.add_argument("--region", help="AWS region for --stack (default: the profile's or AWS_REGION)")
     commands = parser.add_subparsers(dest="command", required=True)
     fault_help = "inject a fault: FUNCTION=KIND[:COUNT], KIND one of transient, throttle, timeout, oom (repeatable)"
 
@@ -402,6 +511,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     executions = commands.add_parser("executions", help="list executions, newest last")
     executions.add_argument("--status", choices=["RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"])
+    executions.add_argument("--since", help="with --stack: only executions started within, e.g. 24h")
+    executions.add_argument("--limit", type=int, default=50, help="with --stack: rows to show (default 50)")
     executions.set_defaults(handler=cmd_executions)
 
     history = commands.add_parser("history", help="one execution's events, with durations, retries and errors")
@@ -410,7 +521,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     replay = commands.add_parser("replay", help="run executions' input again through the pipeline")
     replay.add_argument("executions", nargs="*")
-    replay.add_argument("--failed", action="store_true", help="replay every FAILED execution")
+    replay.add_argument("--failed", action="store_true", help="replay every FAILED (TIMED_OUT, ABORTED) execution")
+    replay.add_argument("--since", help="with --failed: only executions started within, e.g. 24h")
+    replay.add_argument("--rate", type=float, default=5.0, help="with --stack: replays per second (default 5)")
     replay.add_argument("--fault", action="append", default=[], help=fault_help)
     replay.set_defaults(handler=cmd_replay)
 
@@ -418,6 +531,18 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=4566)
     serve.add_argument("--fault", action="append", default=[], help=fault_help)
     serve.set_defaults(handler=cmd_serve)
+
+    drain = commands.add_parser("drain-dlq", help="with --stack: start what dead-lettered events should have started")
+    drain.add_argument("--limit", type=int, help="at most this many messages")
+    drain.add_argument("--dry-run", action="store_true", help="only read the queue and say what would happen")
+    drain.set_defaults(handler=None)
+
+    cost = commands.add_parser("cost", help="monthly cost per component, Standard and Express side by side")
+    cost.add_argument("--images", type=int, required=True, help="images uploaded per month")
+    cost.add_argument("--avg-mp", type=float, default=12.0, help="average megapixels per image (default 12)")
+    cost.add_argument("--retries", type=float, default=0.0, help="average retried tasks per image (default 0)")
+    cost.add_argument("--prices", help="a JSON file overriding prices (see pipeline/prices.json)")
+    cost.set_defaults(handler=None)
     return parser
 
 
@@ -430,9 +555,28 @@ def main(argv: list[str] | None = None) -> int:
         FaultSwitch.parse(fault_check)
     except ValueError as exc:
         build_parser().error(str(exc))
-    state = StateFolder(state_root(args.state))
     try:
+        if args.command == "cost":
+            from .cost import cmd_cost
+
+            return cmd_cost(args, out)
+        if args.stack or args.command == "drain-dlq":
+            if not args.stack:
+                build_parser().error("drain-dlq needs --stack: the local stack delivers events without a queue")
+            aws_handlers = {
+                "executions": cmd_aws_executions,
+                "history": cmd_aws_history,
+                "replay": cmd_aws_replay,
+                "drain-dlq": cmd_drain_dlq,
+            }
+            if args.command not in aws_handlers:
+                build_parser().error(f"{args.command} runs locally; --stack works with {', '.join(aws_handlers)}")
+            return aws_handlers[args.command](args)
+        state = StateFolder(state_root(args.state))
         return int(args.handler(args, state))
+    except ValueError as exc:
+        console.print(f"thumbs: {exc}")
+        return 2
     except LookupError as exc:
         console.print(f"thumbs: {exc}")
         return 2

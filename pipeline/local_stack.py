@@ -104,6 +104,7 @@ class Names:
 
 def physical_names(template: dict[str, Any], stack_name: str) -> Names:
     names = Names()
+    names.refs.update({"AWS::Region": REGION, "AWS::AccountId": ACCOUNT, "AWS::StackName": stack_name})
     prefix = stack_name.lower()
     for logical, resource in template["Resources"].items():
         kind = resource["Type"]
@@ -159,6 +160,7 @@ class LocalStack:
         self.port = port or free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}"
         self.names = physical_names(template, stack_name)
+        self.stack_name = stack_name
         self.faults = faults or FaultSwitch()
         self.on_execution_end = on_execution_end
         self._server: Any = None
@@ -313,6 +315,7 @@ class LocalStack:
             props = self.names.resolve(resource["Properties"])
             events.put_rule(Name=logical, EventPattern=json.dumps(props["EventPattern"]), State="ENABLED")
             events.put_targets(Rule=logical, Targets=[{"Id": t["Id"], "Arn": t["Arn"]} for t in props["Targets"]])
+        self._register_outputs()
         if before_events is not None:
             before_events(self)
         for logical, resource in buckets.items():
@@ -321,6 +324,19 @@ class LocalStack:
                 s3.put_bucket_notification_configuration(
                     Bucket=self.names.refs[logical], NotificationConfiguration={"EventBridgeConfiguration": {}}
                 )
+
+    def _register_outputs(self) -> None:
+        """A CloudFormation stack holding only the template's Outputs, resolved to local names.
+
+        ``thumbs --stack NAME`` finds a deployed stack by its outputs; registering them here
+        lets the very same code path run against this local stack (``thumbs serve``, tests).
+        """
+        outputs = {
+            name: {"Value": output_of(self.template, self.names, name), "Description": out.get("Description", "")}
+            for name, out in self.template.get("Outputs", {}).items()
+        }
+        body = {"Resources": {}, "Outputs": outputs}
+        self.client("cloudformation").create_stack(StackName=self.stack_name, TemplateBody=json.dumps(body))
 
     # --- what moto_internals calls back ---------------------------------------------------------
     def _start_execution(self, state_machine_arn: str, event_json: str) -> None:

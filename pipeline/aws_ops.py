@@ -1,0 +1,254 @@
+"""``thumbs ... --stack NAME``: inspect, replay and drain a deployed pipeline.
+
+Plain boto3 against the account (a profile and region, or the environment's credentials).
+The stack is found by its CloudFormation outputs, never by guessing names, so the same code
+works on any deployment, and on the local stack, which registers the same outputs.
+
+Replay follows what Step Functions allows:
+
+* a Standard execution that is still redrivable (failed within 14 days, not redriven 1,000
+  times, definition unchanged) is **redriven**: it resumes at the failed state, keeps its
+  ARN, and the Record at its end overwrites the FAILED record;
+* anything else gets a **new execution** with the original input plus ``replay_of`` (the
+  old ARN), which the record keeps, so the two runs stay linked.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+REQUIRED_OUTPUTS = ("StateMachineArn", "RecordsTableName", "DeadLetterQueueUrl", "RecordFunctionName")
+FAILED_STATUSES = ("FAILED", "TIMED_OUT", "ABORTED")
+UPLOAD_EVENTS = ("Object Created", "Object Deleted")
+STATUS_CHANGE = "Step Functions Execution Status Change"
+
+
+@dataclass
+class DeployedStack:
+    """A deployed stack's outputs and the clients to reach it."""
+
+    name: str
+    outputs: dict[str, str]
+    session: Any
+
+    @classmethod
+    def find(cls, name: str, session: Any) -> DeployedStack:
+        from botocore.exceptions import ClientError
+
+        try:
+            (stack,) = session.client("cloudformation").describe_stacks(StackName=name)["Stacks"]
+        except ClientError as exc:
+            raise LookupError(f"no CloudFormation stack {name!r} in {session.region_name}: {exc}") from None
+        outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+        missing = [key for key in REQUIRED_OUTPUTS if key not in outputs]
+        if missing:
+            raise LookupError(f"stack {name!r} has no output {', '.join(missing)}: is it this pipeline's stack?")
+        return cls(name, outputs, session)
+
+    @property
+    def state_machine_arn(self) -> str:
+        return self.outputs["StateMachineArn"]
+
+    def client(self, service: str) -> Any:
+        from botocore.config import Config
+
+        # Adaptive retries back off on throttling (bulk replay, drain) instead of failing.
+        return self.session.client(service, config=Config(retries={"mode": "adaptive", "max_attempts": 10}))
+
+    def execution_arn(self, reference: str) -> str:
+        if reference.startswith("arn:"):
+            return reference
+        return f"{self.state_machine_arn.replace(':stateMachine:', ':execution:')}:{reference}"
+
+
+def parse_since(text: str) -> timedelta:
+    """``30m``, ``24h``, ``7d``: how far back ``--since`` looks."""
+    units = {"m": "minutes", "h": "hours", "d": "days"}
+    if len(text) < 2 or text[-1] not in units or not text[:-1].isdigit() or int(text[:-1]) == 0:
+        raise ValueError(f"--since {text!r}: expected a number and a unit m, h or d, like 24h")
+    return timedelta(**{units[text[-1]]: int(text[:-1])})
+
+
+def list_executions(
+    stack: DeployedStack, sfn: Any, statuses: tuple[str, ...] | None = None, since: timedelta | None = None
+) -> list[dict[str, Any]]:
+    """Executions newest first, optionally only those with a status and started within ``since``."""
+    cutoff = datetime.now(UTC) - since if since else None
+    found: list[dict[str, Any]] = []
+    for status in statuses or (None,):
+        kwargs = {"stateMachineArn": stack.state_machine_arn, **({"statusFilter": status} if status else {})}
+        for page in sfn.get_paginator("list_executions").paginate(**kwargs):
+            fresh = [e for e in page["executions"] if cutoff is None or _aware(e["startDate"]) >= cutoff]
+            found += fresh
+            if len(fresh) < len(page["executions"]):
+                break  # newest first: the rest are older still
+    return sorted(found, key=lambda e: e["startDate"], reverse=True)
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def execution_with_history(sfn: Any, arn: str) -> dict[str, Any]:
+    """The execution and its events, in the shape the local state folder keeps (for one renderer)."""
+    described = sfn.describe_execution(executionArn=arn)
+    events: list[dict[str, Any]] = []
+    for page in sfn.get_paginator("get_execution_history").paginate(executionArn=arn):
+        events += page["events"]
+    return {
+        "executionArn": arn,
+        "name": described["name"],
+        "status": described["status"],
+        "startDate": _aware(described["startDate"]).isoformat(),
+        "stopDate": _aware(described["stopDate"]).isoformat() if described.get("stopDate") else None,
+        "input": json.loads(described.get("input") or "{}"),
+        "error": described.get("error"),
+        "cause": described.get("cause"),
+        "redriveStatus": described.get("redriveStatus"),
+        "redriveCount": described.get("redriveCount", 0),
+        "events": [{**e, "timestamp": _aware(e["timestamp"]).isoformat()} for e in events],
+    }
+
+
+@dataclass(frozen=True)
+class Replayed:
+    """One replay: ``redriven`` (same ARN), ``restarted`` (a new ARN) or ``skipped``, and why."""
+
+    old_arn: str
+    action: str
+    arn: str
+    reason: str
+
+
+def replay(stack: DeployedStack, sfn: Any, arn: str) -> Replayed:
+    described = sfn.describe_execution(executionArn=arn)
+    if described["status"] in ("RUNNING", "PENDING_REDRIVE"):
+        return Replayed(arn, "skipped", arn, f"it is {described['status']}")
+    if described["status"] == "SUCCEEDED":
+        return Replayed(arn, "skipped", arn, "it succeeded")
+    if described.get("redriveStatus") == "REDRIVABLE":
+        sfn.redrive_execution(executionArn=arn, clientToken=str(uuid.uuid4()))
+        return Replayed(arn, "redriven", arn, "resumes at the failed state")
+    execution_input = json.loads(described.get("input") or "{}")
+    execution_input["replay_of"] = arn
+    name = f"{described['name'][:62]}-replay-{uuid.uuid4().hex[:12]}"  # names are at most 80 characters
+    started = sfn.start_execution(stateMachineArn=stack.state_machine_arn, name=name, input=json.dumps(execution_input))
+    why = described.get("redriveStatusReason") or "not redrivable"
+    return Replayed(arn, "restarted", started["executionArn"], why)
+
+
+def paced(
+    items: list[Any],
+    per_second: float,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> Iterator[Any]:
+    """Yield ``items`` at most ``per_second`` a second: bulk replays stay under the API quotas."""
+    if per_second <= 0:
+        raise ValueError(f"--rate {per_second!r}: must be above 0")
+    interval = 1.0 / per_second
+    next_at = clock()
+    for item in items:
+        wait = next_at - clock()
+        if wait > 0:
+            sleep(wait)
+        next_at = max(next_at, clock()) + interval
+        yield item
+
+
+@dataclass
+class DrainResult:
+    started: int = 0
+    already_started: int = 0
+    failures_recorded: int = 0
+    left: int = 0
+
+    def summary(self) -> str:
+        return (
+            f"{self.started} execution(s) started, {self.already_started} already started before, "
+            f"{self.failures_recorded} failure notice(s) recorded, {self.left} message(s) left in the queue"
+        )
+
+
+def drain_dead_letters(
+    stack: DeployedStack, sqs: Any, sfn: Any, lambda_: Any, *, limit: int | None = None, dry_run: bool = False
+) -> tuple[DrainResult, list[str]]:
+    """Do what each dead-lettered event should have done, then delete it; keep what is not ours.
+
+    An upload event starts the execution EventBridge failed to start, named after the event's
+    id, so draining twice never runs an upload twice. A failure notice is handed to Record.
+    """
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    result, problems = DrainResult(), []
+    url = stack.outputs["DeadLetterQueueUrl"]
+    seen: set[str] = set()
+    kept: list[str] = []  # receipt handles: made visible again at the end, for the next drain
+    while limit is None or len(seen) < limit:
+        messages = sqs.receive_message(
+            QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1, VisibilityTimeout=120,
+            MessageAttributeNames=["All"],
+        ).get("Messages", [])  # fmt: skip
+        fresh = [m for m in messages if m["MessageId"] not in seen]
+        if not fresh:
+            break
+        for message in fresh:
+            seen.add(message["MessageId"])
+            try:
+                event = json.loads(message["Body"])
+                kind = event.get("detail-type") if isinstance(event, dict) else None
+            except ValueError:
+                event, kind = None, None
+            if kind not in (*UPLOAD_EVENTS, STATUS_CHANGE):
+                result.left += 1
+                kept.append(message["ReceiptHandle"])
+                problems.append(f"{message['MessageId']}: not an upload or failure event; left in the queue")
+                continue
+            if dry_run:
+                result.left += 1
+                kept.append(message["ReceiptHandle"])
+                continue
+            try:
+                if kind == STATUS_CHANGE:
+                    answer = lambda_.invoke(
+                        FunctionName=stack.outputs["RecordFunctionName"], Payload=json.dumps(event).encode()
+                    )
+                    if answer.get("FunctionError"):
+                        raise RuntimeError(answer["Payload"].read().decode()[:300])
+                    result.failures_recorded += 1
+                else:
+                    try:
+                        sfn.start_execution(
+                            stateMachineArn=stack.state_machine_arn,
+                            name=f"dlq-{event.get('id') or message['MessageId']}"[:80],
+                            input=json.dumps(event),
+                        )
+                        result.started += 1
+                    except ClientError as exc:
+                        if exc.response["Error"]["Code"] != "ExecutionAlreadyExists":
+                            raise
+                        result.already_started += 1
+            except (ClientError, BotoCoreError, RuntimeError) as exc:  # one bad message must not stop the drain
+                result.left += 1
+                kept.append(message["ReceiptHandle"])
+                problems.append(f"{message['MessageId']}: {exc}")
+                continue
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+    for handle in kept:
+        sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=handle, VisibilityTimeout=0)
+    return result, problems
+
+
+def replay_summary(outcomes: list[Replayed], errors: list[str]) -> str:
+    counts = Counter(o.action for o in outcomes)
+    return (
+        f"{counts['redriven']} redriven, {counts['restarted']} restarted as new executions, "
+        f"{counts['skipped']} skipped, {len(errors)} error(s)"
+    )

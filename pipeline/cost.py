@@ -1,0 +1,205 @@
+"""``thumbs cost``: what a month of uploads costs, per component, Standard and Express side by side.
+
+Nothing here is a guess that could be counted instead:
+
+* state transitions are counted by walking the synthesized definition (the same template
+  ``cdk deploy`` uses) for the configured sizes; the test checks the count against the
+  ``StateEntered`` events of a real local execution;
+* Lambda time comes from the imaging core measured on this project's benchmark inputs
+  (``MEASURED`` below, re-measure with ``benchmarks/``), scaled to each function's CPU share
+  (Lambda gives a full vCPU at 1,769 MB) and the configured memory;
+* S3 requests are the calls the handlers make; thumbnail bytes follow the measured size of
+  our JPEG output per pixel.
+
+Prices are ``prices.json`` (dated, us-east-1, no free tier); ``--prices FILE`` overrides keys.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .config import PipelineConfig
+
+PRICES = Path(__file__).with_name("prices.json")
+FULL_VCPU_MB = 1769
+
+# Measured on a 2-core x86 machine of the CI kind, one core, JPEG photos (README "Speed"):
+# validate = decode at the DCT scale for the largest size + the intermediate; resize = one
+# size cut from the intermediate and encoded. I/O is S3 and DynamoDB latency inside a region.
+MEASURED = {
+    "validate": {"cpu_ms_per_mp": 9.0, "cpu_ms": 5.0, "io_ms": 40.0, "io_ms_per_mp": 5.0},
+    "resize": {"cpu_ms_per_mp": 0.0, "cpu_ms": 16.0, "io_ms": 30.0, "io_ms_per_mp": 0.0},
+    "record": {"cpu_ms_per_mp": 0.0, "cpu_ms": 5.0, "io_ms": 15.0, "io_ms_per_mp": 0.0},
+}
+THUMBNAIL_BYTES_PER_PIXEL, THUMBNAIL_BYTES_FIXED = 0.2, 1500  # measured: 4, 12, 149 KB at 128/256/1024
+LAMBDA_LOG_BYTES = 1500  # START/END/REPORT, one Powertools line and one EMF blob per invocation
+EXPRESS_LOG_BYTES_PER_EVENT = 1200  # ALL-level logs with execution data: one line per history event
+EXPRESS_MEMORY_GB = 0.0625  # Express bills memory in 64 MB steps; this workflow's state is small
+RECORD_WRITE_UNITS = 2  # an item with three thumbnails is 1-2 KB: up to 2 write units
+
+
+def load_prices(override: str | None = None) -> dict[str, Any]:
+    prices = json.loads(PRICES.read_text())
+    if override:
+        extra = json.loads(Path(override).read_text())
+        unknown = sorted(set(extra) - set(prices))
+        if unknown:
+            raise ValueError(f"--prices: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(prices))}")
+        prices.update(extra)
+    return prices
+
+
+def count_transitions(definition: dict[str, Any], items: int, detail_type: str = "Object Created") -> int:
+    """States entered by one successful run of ``detail_type`` with ``items`` Map items."""
+    return _walk(definition, definition["StartAt"], items, detail_type)
+
+
+def _walk(machine: dict[str, Any], name: str, items: int, detail_type: str) -> int:
+    count = 0
+    while name:
+        state = machine["States"][name]
+        count += 1
+        kind = state["Type"]
+        if kind == "Choice":
+            name = next(
+                (c["Next"] for c in state["Choices"] if c.get("StringEquals") == detail_type), state.get("Default")
+            )
+            continue
+        if kind == "Map":
+            processor = state.get("ItemProcessor") or state["Iterator"]
+            count += items * _walk(processor, processor["StartAt"], items, detail_type)
+        if kind in ("Succeed", "Fail") or state.get("End"):
+            break
+        name = state.get("Next")
+    return count
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    invocations: float
+    memory_mb: int
+    billed_ms: float
+
+    @property
+    def gb_seconds(self) -> float:
+        return self.invocations * self.memory_mb / 1024 * self.billed_ms / 1000
+
+
+def stages(config: PipelineConfig, avg_mp: float) -> list[Stage]:
+    sizes = len(config.imaging.sizes)
+    found = []
+    for name, count in (("validate", 1), ("resize", sizes), ("record", 1)):
+        sizing = getattr(config, name)
+        m = MEASURED[name]
+        cpu = (m["cpu_ms"] + m["cpu_ms_per_mp"] * avg_mp) * max(1.0, FULL_VCPU_MB / sizing.memory_mb)
+        io = m["io_ms"] + m["io_ms_per_mp"] * avg_mp
+        found.append(Stage(name, count, sizing.memory_mb, math.ceil(cpu + io)))
+    return found
+
+
+def estimate(
+    config: PipelineConfig,
+    definition: dict[str, Any],
+    prices: dict[str, Any],
+    images: int,
+    avg_mp: float,
+    retries: float,
+) -> dict[str, Any]:
+    """Monthly cost per component for ``images`` uploads; Standard and Express differ only in Step Functions."""
+    sizes = config.imaging.sizes
+    transitions = count_transitions(definition, len(sizes)) + retries
+    runs = stages(config, avg_mp)
+    invocations = sum(s.invocations for s in runs) + retries
+    gb_seconds = sum(s.gb_seconds for s in runs)
+    # per image: HEAD + GET of the source, PUT of the intermediate, per size GET of it and PUT of the thumbnail
+    puts, gets = 1 + len(sizes), 2 + len(sizes)
+    aspect, gib = 0.75, 1024**3
+    thumbnail_gib = sum(THUMBNAIL_BYTES_PER_PIXEL * n * n * aspect + THUMBNAIL_BYTES_FIXED for n in sizes) / gib
+    intermediate_gib = max(sizes) ** 2 * aspect * 3 / gib  # uncompressed, kept one day of thirty
+    storage = prices["s3_storage_per_gb_month"]
+    logs = prices["cloudwatch_logs_ingest_per_gb"]
+    common = {
+        "Lambda compute": gb_seconds * prices[f"lambda_{config.architecture}_per_gb_second"],
+        "Lambda requests": invocations * prices["lambda_per_million_requests"] / 1e6,
+        "S3 requests": (puts * prices["s3_put_per_1000"] + gets * prices["s3_get_per_1000"]) / 1000,
+        "S3 thumbnail storage (month 1)": thumbnail_gib * storage,
+        "S3 intermediates (1-day lifecycle)": intermediate_gib / 30 * storage,
+        "DynamoDB writes": RECORD_WRITE_UNITS * prices["dynamodb_per_million_write_units"] / 1e6,
+        "EventBridge (S3 events are free)": prices["eventbridge_aws_service_events_per_million"] / 1e6,
+        "CloudWatch Logs (Lambda)": invocations * LAMBDA_LOG_BYTES / gib * logs,
+        "X-Ray traces": prices["xray_per_million_traces"] / 1e6,
+    }
+    batches = math.ceil(len(sizes) / (config.map_max_concurrency or len(sizes)))
+    wall_seconds = (runs[0].billed_ms + batches * runs[1].billed_ms + runs[2].billed_ms) / 1000
+    history_events = transitions * 2 + len(sizes) * 3 + 6  # entered/exited, task scheduled/started/succeeded
+    standard = {
+        "Step Functions state transitions": transitions * prices["step_functions_standard_per_1000_transitions"] / 1000
+    }
+    express = {
+        "Step Functions requests": prices["step_functions_express_per_million_requests"] / 1e6,
+        "Step Functions duration": wall_seconds * EXPRESS_MEMORY_GB * prices["step_functions_express_per_gb_second"],
+        "CloudWatch Logs (Express history)": history_events * EXPRESS_LOG_BYTES_PER_EVENT / gib * logs,
+    }
+    return {
+        "images": images,
+        "avg_mp": avg_mp,
+        "transitions_per_image": transitions,
+        "stages": runs,
+        "standard": {name: images * per_image for name, per_image in {**standard, **common}.items()},
+        "express": {name: images * per_image for name, per_image in {**express, **common}.items()},
+        "wall_seconds": wall_seconds,
+    }
+
+
+EXPRESS_LOSES = (
+    "no execution history in the console: the ALL-level CloudWatch Logs are the only record of a run",
+    "no RedriveExecution: a failed run is recorded FAILED and replayed as a new execution",
+    "no status-change events: failures are recorded by a catch-all inside the workflow",
+    "at most 5 minutes per execution, and at-least-once execution semantics",
+)
+
+
+def cmd_cost(args: Any, out: Any) -> int:
+    from rich.table import Table
+
+    from .app import build_app
+    from .template import state_machine_definition
+
+    if args.images < 0 or args.avg_mp <= 0 or args.retries < 0:
+        raise ValueError("--images, --avg-mp and --retries must be positive")
+    prices = load_prices(args.prices)
+    from aws_cdk.assertions import Template
+
+    _, stack = build_app(context={"aws:cdk:bundling-stacks": []})
+
+    definition = state_machine_definition(Template.from_stack(stack).to_json(), lambda ref: "arn")
+    config = stack.config
+    result = estimate(config, definition, prices, args.images, args.avg_mp, args.retries)
+    sizes = "/".join(map(str, config.imaging.sizes))
+    out.print(
+        f"{args.images:,} images a month, {args.avg_mp:g} MP average, sizes {sizes}, {config.workflow_type} deployed; "
+        f"{result['transitions_per_image']:g} transitions per image; prices {prices['region']} as of {prices['as_of']}"
+    )
+    table = Table()
+    table.add_column("component")
+    table.add_column("Standard (USD)", justify="right")
+    table.add_column("Express (USD)", justify="right")
+    components = list(dict.fromkeys([*result["standard"], *result["express"]]))
+    for component in components:
+        cells = [result[kind].get(component) for kind in ("standard", "express")]
+        table.add_row(component, *("-" if c is None else f"{c:,.2f}" for c in cells))
+    totals = [sum(result[kind].values()) for kind in ("standard", "express")]
+    table.add_row("[bold]total[/bold]", *(f"[bold]{t:,.2f}[/bold]" for t in totals))
+    out.print(table)
+    for stage in result["stages"]:
+        out.print(
+            f"  {stage.name}: {stage.invocations:g} x {stage.billed_ms:.0f} ms at {stage.memory_mb} MB "
+            f"= {stage.gb_seconds:.3f} GB-s per image"
+        )
+    out.print("Express would lose: " + "; ".join(EXPRESS_LOSES) + ".")
+    return 0

@@ -1,0 +1,224 @@
+"""``thumbs --stack``: the deployed-stack commands, run with no AWS account.
+
+The local stack registers its outputs as a CloudFormation stack in moto, so these tests run
+the very code path an operator runs against AWS: plain boto3, pointed at the local endpoint
+by ``AWS_ENDPOINT_URL``. moto has no RedriveExecution: that path is tested with botocore's
+Stubber against the API's documented request and response shapes.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+
+import boto3
+import pytest
+from botocore.stub import ANY, Stubber
+
+from pipeline import aws_ops
+from pipeline.cli import main
+from pipeline.cost import count_transitions
+from pipeline.lambda_runtime import FaultSwitch
+from pipeline.local_stack import LocalStack, load_template
+from pipeline.local_state import StateFolder
+from tests.images import encode, photo
+
+STACK = "ThumbnailPipeline"
+
+
+@pytest.fixture(scope="module")
+def deployed(tmp_path_factory):
+    """A local stack whose validate fails five times in a row: one upload ends FAILED, past its retries."""
+    state = StateFolder(tmp_path_factory.mktemp("state"))
+    with LocalStack(
+        load_template(state.cache_dir), state.root, faults=FaultSwitch.parse(["validate=transient:5"])
+    ) as stack:
+        stack.deploy()
+        with pytest.MonkeyPatch.context() as env:
+            env.setenv("AWS_ENDPOINT_URL", stack.endpoint)
+            env.setenv("AWS_ACCESS_KEY_ID", "local")
+            env.setenv("AWS_SECRET_ACCESS_KEY", "local")
+            env.setenv("AWS_DEFAULT_REGION", "us-east-1")
+            stack.client("s3").put_object(Bucket=stack.upload_bucket, Key="a photo.jpg", Body=encode(photo(), "JPEG"))
+            assert stack.wait_for_executions(1, timeout=120)
+            yield stack
+
+
+def thumbs(capsys, *args: str) -> tuple[int, str]:
+    code = main(["--stack", STACK, "--region", "us-east-1", *args])
+    return code, capsys.readouterr().out
+
+
+def record_of(stack, key: str) -> dict:
+    table = boto3.resource("dynamodb").Table(stack.table_name)
+    return table.get_item(Key={"source_id": f"s3://{stack.upload_bucket}/{key}"})["Item"]
+
+
+def test_the_stack_is_found_by_its_outputs(deployed):
+    found = aws_ops.DeployedStack.find(STACK, boto3.Session(region_name="us-east-1"))
+    assert found.state_machine_arn == deployed.state_machine_arn
+    assert found.outputs["RecordsTableName"] == deployed.table_name
+    with pytest.raises(LookupError, match="no CloudFormation stack 'Nope'"):
+        aws_ops.DeployedStack.find("Nope", boto3.Session(region_name="us-east-1"))
+
+
+def test_executions_history_and_replay_of_a_failed_run(deployed, capsys):
+    assert record_of(deployed, "a photo.jpg")["status"] == "FAILED"
+    code, listing = thumbs(capsys, "executions", "--status", "FAILED", "--since", "1h")
+    assert code == 0 and "FAILED" in listing and "a photo.jpg" in listing and "TransientError" in listing
+    (failed,) = deployed.ended
+    name = failed["executionArn"].rsplit(":", 1)[-1]
+    code, history = thumbs(capsys, "history", name)
+    assert code == 0 and history.count("LambdaFunctionFailed") == 5 and "Execution failed: TransientError" in history
+    assert "console.aws.amazon.com/states/home?region=us-east-1#/v2/executions/details/" in history
+
+    # moto reports no redriveStatus, as AWS does for a run that cannot be redriven: a new execution
+    code, replayed = thumbs(capsys, "replay", "--failed", "--since", "1h", "--rate", "20")
+    assert code == 0 and "restarted" in replayed
+    assert "0 redriven, 1 restarted as new executions, 0 skipped, 0 error(s)" in replayed
+    assert deployed.wait_for_executions(2, timeout=120)
+    record = record_of(deployed, "a photo.jpg")
+    assert record["status"] == "SUCCEEDED" and record["replay_of"] == failed["executionArn"]
+    assert record["execution_arn"] != failed["executionArn"] and "-replay-" in record["execution_arn"]
+
+    # the transitions `thumbs cost` counts are the states this real run entered
+    sfn = boto3.client("stepfunctions")
+    events = sfn.get_execution_history(executionArn=record["execution_arn"], maxResults=1000)["events"]
+    entered = [e for e in events if e["type"].endswith("StateEntered")]
+    definition = json.loads(sfn.describe_state_machine(stateMachineArn=deployed.state_machine_arn)["definition"])
+    assert len(entered) == count_transitions(definition, 3) == 7
+
+    code, again = thumbs(capsys, "replay", "--failed", "--since", "1h")  # a replayed run stays FAILED in history
+    assert code == 0 and "1 restarted" in again  # ... and may be replayed again: the outcome is idempotent
+
+
+def test_drain_dlq_starts_lost_uploads_records_lost_failures_and_keeps_the_rest(deployed, capsys):
+    s3, sqs = boto3.client("s3"), boto3.client("sqs")
+    queue = aws_ops.DeployedStack.find(STACK, boto3.Session(region_name="us-east-1")).outputs["DeadLetterQueueUrl"]
+    s3.put_object(Bucket=deployed.upload_bucket, Key="lost.jpg", Body=encode(photo(), "JPEG"))
+    before = len(deployed.ended)
+    deployed.wait_for_executions(before + 1, timeout=120)  # this one ran; the DLQ copy must not run it again ...
+    head = s3.head_object(Bucket=deployed.upload_bucket, Key="lost.jpg")
+    lost = {
+        "version": "0", "id": str(uuid.uuid4()), "detail-type": "Object Created", "source": "aws.s3",
+        "account": "123456789012", "time": datetime.now(UTC).isoformat(), "region": "us-east-1",
+        "resources": [f"arn:aws:s3:::{deployed.upload_bucket}"],
+        "detail": {
+            "version": "0", "bucket": {"name": deployed.upload_bucket},
+            "object": {"key": "lost.jpg", "size": head["ContentLength"], "etag": head["ETag"].strip('"'),
+                       "sequencer": "00FFFFFFFFFFFFFFFF"},
+            "request-id": "r", "requester": "123456789012", "reason": "PutObject",
+        },
+    }  # fmt: skip
+    failure = {
+        "detail-type": "Step Functions Execution Status Change", "source": "aws.states",
+        "detail": {"executionArn": "arn:aws:states:us-east-1:123456789012:execution:x:lost", "status": "TIMED_OUT",
+                   "input": json.dumps({**lost, "detail": {**lost["detail"], "object": {
+                       **lost["detail"]["object"], "key": "timed out.jpg"}}})},
+    }  # fmt: skip
+    for body in (json.dumps(lost), json.dumps(failure), "not json"):
+        sqs.send_message(QueueUrl=queue, MessageBody=body)
+
+    code, dry = thumbs(capsys, "drain-dlq", "--dry-run")
+    assert code == 0 and "Dry run: 0 execution(s) started" in dry and "3 message(s) left" in dry
+    code, drained = thumbs(capsys, "drain-dlq")
+    assert code == 1  # the message that is not ours stays, and says so
+    assert (
+        "1 execution(s) started, 0 already started before, 1 failure notice(s) recorded, 1 message(s) left" in drained
+    )
+    assert deployed.wait_for_executions(before + 2, timeout=120)
+    assert record_of(deployed, "lost.jpg")["status"] == "SUCCEEDED"
+    timed_out = record_of(deployed, "timed out.jpg")
+    assert timed_out["status"] == "FAILED" and timed_out["execution_status"] == "TIMED_OUT"
+
+    sqs.send_message(QueueUrl=queue, MessageBody=json.dumps(lost))  # delivered to the DLQ twice
+    code, twice = thumbs(capsys, "drain-dlq")
+    assert "0 execution(s) started, 1 already started before" in twice
+
+
+# --- RedriveExecution, which moto does not implement: botocore's Stubber ---------------------------
+
+ARN = "arn:aws:states:us-east-1:123456789012:execution:Pipeline:run-1"
+
+
+def described(status: str, **extra) -> dict:
+    return {
+        "executionArn": ARN, "stateMachineArn": ARN.replace(":execution:", ":stateMachine:").rsplit(":", 1)[0],
+        "name": "run-1", "status": status, "startDate": datetime(2026, 11, 29, tzinfo=UTC),
+        "input": json.dumps({"detail-type": "Object Created", "detail": {}}), **extra,
+    }  # fmt: skip
+
+
+def stubbed() -> tuple[aws_ops.DeployedStack, object, Stubber]:
+    session = boto3.Session(region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    stack = aws_ops.DeployedStack(STACK, {"StateMachineArn": described("FAILED")["stateMachineArn"]}, session)
+    sfn = session.client("stepfunctions", endpoint_url="https://states.us-east-1.amazonaws.com")
+    return stack, sfn, Stubber(sfn)
+
+
+def test_a_redrivable_execution_is_redriven_and_keeps_its_arn():
+    stack, sfn, stub = stubbed()
+    stub.add_response("describe_execution", described("FAILED", redriveStatus="REDRIVABLE"), {"executionArn": ARN})
+    stub.add_response(
+        "redrive_execution",
+        {"redriveDate": datetime(2026, 11, 29, 1, tzinfo=UTC)},
+        {"executionArn": ARN, "clientToken": ANY},
+    )
+    with stub:
+        outcome = aws_ops.replay(stack, sfn, ARN)
+    stub.assert_no_pending_responses()
+    assert outcome == aws_ops.Replayed(ARN, "redriven", ARN, "resumes at the failed state")
+
+
+def test_an_execution_past_redrive_starts_anew_linked_to_the_old_one():
+    stack, sfn, stub = stubbed()
+    reason = "Execution is SUCCEEDED and cannot be redriven"  # e.g. older than 14 days, or redriven 1,000 times
+    stub.add_response(
+        "describe_execution",
+        described("FAILED", redriveStatus="NOT_REDRIVABLE", redriveStatusReason=reason),
+        {"executionArn": ARN},
+    )
+    new_arn = ARN + "-replay-x"
+    expected_input = json.dumps({"detail-type": "Object Created", "detail": {}, "replay_of": ARN})
+    stub.add_response(
+        "start_execution",
+        {"executionArn": new_arn, "startDate": datetime(2026, 11, 29, tzinfo=UTC)},
+        {"stateMachineArn": stack.state_machine_arn, "name": ANY, "input": expected_input},
+    )
+    with stub:
+        outcome = aws_ops.replay(stack, sfn, ARN)
+    assert outcome.action == "restarted" and outcome.arn == new_arn and outcome.reason == reason
+
+
+def test_running_and_succeeded_executions_are_not_replayed():
+    stack, sfn, stub = stubbed()
+    stub.add_response("describe_execution", described("RUNNING"), {"executionArn": ARN})
+    stub.add_response("describe_execution", described("SUCCEEDED"), {"executionArn": ARN})
+    with stub:
+        assert aws_ops.replay(stack, sfn, ARN).action == "skipped"
+        assert aws_ops.replay(stack, sfn, ARN).action == "skipped"
+
+
+def test_bulk_replays_are_paced():
+    now, slept = [100.0], []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+
+    started = [now[0] for _ in aws_ops.paced(list(range(5)), per_second=2, sleep=sleep, clock=lambda: now[0])]
+    assert started == [100.0, 100.5, 101.0, 101.5, 102.0] and len(slept) == 4
+    with pytest.raises(ValueError, match="--rate"):
+        list(aws_ops.paced([1], per_second=0))
+
+
+@pytest.mark.parametrize(("text", "hours"), [("30m", 0.5), ("24h", 24), ("7d", 168)])
+def test_since_reads_minutes_hours_and_days(text, hours):
+    assert aws_ops.parse_since(text).total_seconds() == hours * 3600
+
+
+@pytest.mark.parametrize("bad", ["24", "h", "0h", "-1d", "3w"])
+def test_a_bad_since_is_refused(bad):
+    with pytest.raises(ValueError, match="--since"):
+        aws_ops.parse_since(bad)
