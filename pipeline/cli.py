@@ -547,6 +547,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from botocore.exceptions import BotoCoreError, ClientError
+
     args = build_parser().parse_args(argv)
     if args.command == "replay" and not (args.failed or args.executions):
         build_parser().error("replay needs EXECUTION names or --failed")
@@ -576,6 +578,9 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.handler(args, state))
     except ValueError as exc:
         console.print(f"thumbs: {exc}")
+        return 2
+    except (BotoCoreError, ClientError) as exc:  # no credentials, access denied: say so, no traceback
+        console.print(f"thumbs: AWS said: {exc}")
         return 2
     except LookupError as exc:
         console.print(f"thumbs: {exc}")

@@ -222,3 +222,14 @@ def test_since_reads_minutes_hours_and_days(text, hours):
 def test_a_bad_since_is_refused(bad):
     with pytest.raises(ValueError, match="--since"):
         aws_ops.parse_since(bad)
+
+
+def test_no_credentials_is_a_clear_error_not_a_traceback(monkeypatch, tmp_path, capsys):
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # nothing listens: never reaches AWS
+    assert main(["--stack", STACK, "--region", "us-east-1", "executions"]) == 2
+    assert "thumbs: AWS said:" in capsys.readouterr().err
