@@ -18,7 +18,7 @@ does, or does slowly, is supplied here:
 7. Every execution re-parses the definition with ANTLR (about 80 ms under load): the parse
    tree is cached per definition and only the cheap build of fresh components runs each time.
 8. Every Task builds a new boto3 client (service model from JSON, about 35 ms): clients are
-   reused per region and service; boto3 clients are thread-safe.
+   reused per region, service and server port; boto3 clients are thread-safe.
 
 moto is pinned (``MOTO_VERSION``); ``tests/test_moto_internals.py`` fails loudly on an
 upgrade that moves any of these seams.
@@ -268,25 +268,27 @@ def _patch_definition_parsing() -> None:
 
 # 8. One interpreter client per region and service ---------------------------------------------
 def _patch_interpreter_clients() -> None:
+    from moto.settings import moto_server_port
     from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
     from moto.stepfunctions.parser.asl.utils import boto_client
 
     original = boto_client.boto_client_for
-    clients: dict[tuple[str, str], Any] = {}
+    clients: dict[tuple[str, str, str], Any] = {}
     lock = threading.Lock()
 
     def boto_client_for(region: str, service: str, state_credentials: Any = None) -> Any:
         # moto's own client ignores the credentials (fixed keys, one local endpoint), so a
-        # client per region and service answers exactly as a new one would.
+        # client per region, service and server port answers exactly as a new one would.
+        key = (region, service, moto_server_port())
         with lock:
-            if (region, service) not in clients:
+            if key not in clients:
                 import boto3
                 from botocore.config import Config
 
                 # moto's settings (endpoint, timeouts, no retries), with a pool as large as the
                 # Map's concurrency across many executions: a shared client must not churn sockets.
                 model = original(region=region, service=service)
-                clients[(region, service)] = boto3.client(
+                clients[key] = boto3.client(
                     service,
                     region_name=region,
                     endpoint_url=model.meta.endpoint_url,
@@ -294,6 +296,6 @@ def _patch_interpreter_clients() -> None:
                     aws_secret_access_key="local",
                     config=model.meta.config.merge(Config(max_pool_connections=64)),
                 )
-            return clients[(region, service)]
+            return clients[key]
 
     lambda_eval_utils.boto_client_for = boto_client_for

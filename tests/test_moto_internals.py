@@ -178,5 +178,9 @@ def test_interpreter_clients_are_reused_and_reach_the_local_endpoint(stack):
     assert "state_credentials" not in used and "boto3" in used
     first = lambda_eval_utils.boto_client_for(region="us-east-1", service="lambda", state_credentials=object())
     assert lambda_eval_utils.boto_client_for(region="us-east-1", service="lambda") is first
-    assert first.meta.endpoint_url.startswith("http://localhost:")
+    assert first.meta.endpoint_url == f"http://localhost:{stack.port}"
     assert first.meta.config.max_pool_connections >= 64
+    with pytest.MonkeyPatch.context() as env:  # a later stack in the same process gets its own
+        env.setenv("MOTO_PORT", "1")
+        other = lambda_eval_utils.boto_client_for(region="us-east-1", service="lambda")
+        assert other is not first and other.meta.endpoint_url == "http://localhost:1"
