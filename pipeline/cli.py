@@ -501,7 +501,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--profile", help="AWS profile for --stack (default: the environment's credentials)")
     parser.add_argument("--region", help="AWS region for --stack (default: the profile's or AWS_REGION)")
     commands = parser.add_subparsers(dest="command", required=True)
-    fault_help = "inject a fault: FUNCTION=KIND[:COUNT], KIND one of transient, throttle, timeout, oom (repeatable)"
+    fault_help = (
+        "inject a fault: FUNCTION=KIND[:COUNT][@SKIP], KIND one of transient, throttle, timeout, oom; "
+        "SKIP invocations pass first (repeatable)"
+    )
 
     run = commands.add_parser("run", help="upload images and run the pipeline on them")
     run.add_argument("paths", nargs="*", help="files or folders (default: generated samples)")

@@ -33,7 +33,7 @@ FULL_VCPU_MB = 1769
 MEASURED = {
     "validate": {"cpu_ms_per_mp": 9.0, "cpu_ms": 5.0, "io_ms": 40.0, "io_ms_per_mp": 5.0},
     "resize": {"cpu_ms_per_mp": 0.0, "cpu_ms": 16.0, "io_ms": 30.0, "io_ms_per_mp": 0.0},
-    "record": {"cpu_ms_per_mp": 0.0, "cpu_ms": 5.0, "io_ms": 15.0, "io_ms_per_mp": 0.0},
+    "record": {"cpu_ms_per_mp": 0.0, "cpu_ms": 5.0, "io_ms": 75.0, "io_ms_per_mp": 0.0},  # + HEAD, COPY per size
 }
 THUMBNAIL_BYTES_PER_PIXEL, THUMBNAIL_BYTES_FIXED = 0.2, 1500  # measured: 4, 12, 149 KB at 128/256/1024
 LAMBDA_LOG_BYTES = 1500  # START/END/REPORT, one Powertools line and one EMF blob per invocation
@@ -116,8 +116,9 @@ def estimate(
     runs = stages(config, avg_mp)
     invocations = sum(s.invocations for s in runs) + retries
     gb_seconds = sum(s.gb_seconds for s in runs)
-    # per image: HEAD + GET of the source, PUT of the intermediate, per size GET of it and PUT of the thumbnail
-    puts, gets = 1 + len(sizes), 2 + len(sizes)
+    # per image: HEAD + GET of the source and PUT of the intermediate; per size: GET of the
+    # intermediate, PUT of the staged thumbnail, and Record's HEAD and COPY (priced as a PUT)
+    puts, gets = 1 + 2 * len(sizes), 2 + 2 * len(sizes)
     aspect, gib = 0.75, 1024**3
     thumbnail_gib = sum(THUMBNAIL_BYTES_PER_PIXEL * n * n * aspect + THUMBNAIL_BYTES_FIXED for n in sizes) / gib
     intermediate_gib = max(sizes) ** 2 * aspect * 3 / gib  # uncompressed, kept one day of thirty

@@ -45,28 +45,36 @@ class FaultSwitch:
 
     Kinds: ``transient`` (our TransientError), ``throttle`` (Lambda.TooManyRequestsException),
     ``timeout`` (Sandbox.Timedout) and ``oom`` (Runtime.OutOfMemory), each shaped as Lambda
-    reports it to Step Functions.
+    reports it to Step Functions. ``@SKIP`` lets that many invocations through first: with
+    three sizes, ``resize=transient:10@1`` lets one Map iteration succeed and fails the other
+    two past their retries, a run that fails halfway.
     """
 
     pending: dict[str, list[str]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     KINDS = ("transient", "throttle", "timeout", "oom")
+    PASS = "pass"  # an invocation let through untouched (``@SKIP``)
 
     @classmethod
     def parse(cls, specs: list[str]) -> FaultSwitch:
-        """``["resize=transient:2", "record=throttle"]`` (count defaults to 1)."""
+        """``["resize=transient:2", "record=throttle", "resize=transient:10@1"]`` (count defaults to 1)."""
         switch = cls()
         for spec in specs:
             try:
                 function, rest = spec.split("=", 1)
+                rest, _, skip = rest.partition("@")
                 kind, _, count = rest.partition(":")
-                times = int(count or 1)
+                times, skipped = int(count or 1), int(skip or 0)
+                if times < 1 or skipped < 0:
+                    raise ValueError
             except ValueError:
-                raise ValueError(f"fault {spec!r}: expected FUNCTION=KIND[:COUNT], e.g. resize=transient:2") from None
+                raise ValueError(
+                    f"fault {spec!r}: expected FUNCTION=KIND[:COUNT][@SKIP], e.g. resize=transient:2"
+                ) from None
             if kind not in cls.KINDS:
                 raise ValueError(f"fault {spec!r}: kind must be one of {', '.join(cls.KINDS)}")
-            switch.pending.setdefault(function, []).extend([kind] * times)
+            switch.pending.setdefault(function, []).extend([cls.PASS] * skipped + [kind] * times)
         return switch
 
     def take(self, *names: str) -> str | None:
@@ -74,7 +82,8 @@ class FaultSwitch:
         with self.lock:
             for name in names:
                 if self.pending.get(name):
-                    return self.pending[name].pop(0)
+                    kind = self.pending[name].pop(0)
+                    return None if kind == self.PASS else kind
             return None
 
 

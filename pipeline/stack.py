@@ -17,7 +17,7 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import custom_resources as cr
 from constructs import Construct
-from shell import OBJECT_CREATED, OBJECT_DELETED, WORK_PREFIX
+from shell import INTERMEDIATE_PREFIX, OBJECT_CREATED, OBJECT_DELETED, STAGED_PREFIX
 
 from .config import LOG_RETENTION_NAMES, PipelineConfig
 from .functions import METRICS_NAMESPACE, Functions
@@ -166,20 +166,22 @@ class ThumbnailStack(Stack):
         )
         functions.validate.add_to_role_policy(read_source)
         functions.resize.add_to_role_policy(read_source)
-        functions.resize.add_to_role_policy(
-            iam.PolicyStatement(actions=["s3:PutObject"], resources=[storage.thumbnails.arn_for_objects("*")])
-        )
-        # The intermediate: validate writes it, resize reads it, only under the work prefix.
-        intermediates = storage.thumbnails.arn_for_objects(f"{WORK_PREFIX}*")
+        # Resize only stages; Record publishes (copies) the set when the run succeeds.
+        staged = storage.thumbnails.arn_for_objects(f"{STAGED_PREFIX}*")
+        functions.resize.add_to_role_policy(iam.PolicyStatement(actions=["s3:PutObject"], resources=[staged]))
+        # The intermediate: validate writes it, resize reads it, only under its prefix.
+        intermediates = storage.thumbnails.arn_for_objects(f"{INTERMEDIATE_PREFIX}*")
         functions.validate.add_to_role_policy(iam.PolicyStatement(actions=["s3:PutObject"], resources=[intermediates]))
         functions.resize.add_to_role_policy(iam.PolicyStatement(actions=["s3:GetObject"], resources=[intermediates]))
         functions.record.add_to_role_policy(
             iam.PolicyStatement(actions=["dynamodb:PutItem"], resources=[storage.table.table_arn])
         )
-        # A deletion removes the thumbnails it recorded (HEAD first: only an older upload's).
+        # Publishing copies staged thumbnails into place; a deletion removes the recorded ones.
+        # Both HEAD first (s3:GetObject), so only an older upload's thumbnail is replaced or removed.
         functions.record.add_to_role_policy(
             iam.PolicyStatement(
-                actions=["s3:GetObject", "s3:DeleteObject"], resources=[storage.thumbnails.arn_for_objects("*")]
+                actions=["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
+                resources=[storage.thumbnails.arn_for_objects("*")],
             )
         )
 
@@ -212,18 +214,22 @@ class ThumbnailStack(Stack):
                 "Any uploaded key may be an image to read; the bucket itself is exact.",
             )
         thumbnails_arn = self.get_logical_id(storage.thumbnails.node.default_child)
-        for fn in (functions.resize, functions.record):
-            ack(
-                fn,
-                f"AwsSolutions-IAM5[Resource::<{thumbnails_arn}.Arn>/*]",
-                "Thumbnail keys derive from upload keys; the bucket itself is exact.",
-            )
+        ack(
+            functions.record,
+            f"AwsSolutions-IAM5[Resource::<{thumbnails_arn}.Arn>/*]",
+            "Thumbnail keys derive from upload keys; the bucket itself is exact.",
+        )
         for fn in (functions.validate, functions.resize):
             ack(
                 fn,
-                f"AwsSolutions-IAM5[Resource::<{thumbnails_arn}.Arn>/{WORK_PREFIX}*]",
+                f"AwsSolutions-IAM5[Resource::<{thumbnails_arn}.Arn>/{INTERMEDIATE_PREFIX}*]",
                 "Intermediates are named by a hash of the upload; the prefix is exact.",
             )
+        ack(
+            functions.resize,
+            f"AwsSolutions-IAM5[Resource::<{thumbnails_arn}.Arn>/{STAGED_PREFIX}*]",
+            "Staged thumbnails are named by a hash of the upload and the size; the prefix is exact.",
+        )
         machine = self.state_machine
         ack(
             machine.role,

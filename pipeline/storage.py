@@ -6,7 +6,7 @@ from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
-from shell import WORK_PREFIX
+from shell import INTERMEDIATE_PREFIX, STAGED_DAYS, STAGED_PREFIX
 
 
 def _private_bucket(scope: Construct, name: str, **kwargs: object) -> s3.Bucket:
@@ -41,9 +41,11 @@ class Storage(Construct):
             "Thumbnails",
             server_access_logs_bucket=self.access_logs,
             server_access_logs_prefix="thumbnails/",
-            # Validate's intermediates (the upload decoded once) only live for one pipeline run.
+            # Validate's intermediates (the upload decoded once) only live for one pipeline run;
+            # staged thumbnails outlive the 14-day redrive window (Record publishes them from there).
             lifecycle_rules=[
-                s3.LifecycleRule(id="expire-intermediates", prefix=WORK_PREFIX, expiration=Duration.days(1))
+                s3.LifecycleRule(id="expire-intermediates", prefix=INTERMEDIATE_PREFIX, expiration=Duration.days(1)),
+                s3.LifecycleRule(id="expire-staged", prefix=STAGED_PREFIX, expiration=Duration.days(STAGED_DAYS)),
             ],
         )
         self.table = dynamodb.Table(

@@ -14,7 +14,7 @@ from botocore.exceptions import ClientError
 from imaging import CorruptImage, ImagingSettings, TooLarge, UnsupportedFormat
 from moto import mock_aws
 from PIL import Image
-from record.handler import build_record, record, source_id
+from record.handler import build_record, publish_thumbnails, record, source_id
 from resize.handler import resize
 from shell import InvalidEvent, SourceChanged, SourceMissing, TransientError, thumbnail_key
 from validate.handler import validate
@@ -196,10 +196,13 @@ def test_resize_writes_the_thumbnail_with_headers_and_is_idempotent(aws):
     facts = validate(upload(s3, "p/x.jpg", jpeg_with_orientation(upright, 8, gps=True)), s3, SETTINGS, SOURCE, THUMBS)
     item = resize_item(facts, 1)
     first = resize(item, s3, SETTINGS, THUMBS, "public, max-age=60")
-    stored = s3.get_object(Bucket=THUMBS, Key="256/p/x.jpg.jpg")
+    assert first["staged_key"].startswith("_work/staged/") and first["staged_key"].endswith("/256.jpg")
+    assert "256/p/x.jpg.jpg" not in thumbnail_keys(s3)  # staged only: Record publishes the whole set
+    stored = s3.get_object(Bucket=THUMBS, Key=first["staged_key"])
     assert first == {
         "size": 256,
         "key": "256/p/x.jpg.jpg",
+        "staged_key": first["staged_key"],
         "width": 256,
         "height": 160,
         "format": "jpeg",
@@ -210,7 +213,7 @@ def test_resize_writes_the_thumbnail_with_headers_and_is_idempotent(aws):
     assert image.size == (256, 160) and not image.getexif()
     second = resize(item, s3, SETTINGS, THUMBS, "public, max-age=60")
     assert second == first
-    assert s3.head_object(Bucket=THUMBS, Key="256/p/x.jpg.jpg")["ETag"] == stored["ETag"]
+    assert s3.head_object(Bucket=THUMBS, Key=first["staged_key"])["ETag"] == stored["ETag"]
 
 
 def test_resize_cuts_from_the_intermediate_and_falls_back_to_the_original(aws):
@@ -243,7 +246,12 @@ def test_record_writes_a_succeeded_item(aws):
     facts = validate(event, s3, SETTINGS, SOURCE, THUMBS)
     thumbs = [resize(resize_item(facts, i), s3, SETTINGS, THUMBS, "max-age=1") for i in range(2)]
     request = {"status": "SUCCEEDED", "event": event, "image": facts, "thumbnails": thumbs, "execution_arn": EXECUTION}
-    assert record(request, table, SOURCE)["written"]
+    result = record(request, table, SOURCE, s3, THUMBS)
+    assert result["written"] and result["thumbnails_published"] == 2
+    assert thumbnail_keys(s3) == sorted(t["key"] for t in thumbs)
+    published = s3.head_object(Bucket=THUMBS, Key=thumbs[0]["key"])
+    assert published["ContentType"].startswith("image/") and published["CacheControl"] == "max-age=1"
+    assert published["Metadata"]["source-etag"] == event["detail"]["object"]["etag"]
     item = table.get_item(Key={"source_id": source_id(SOURCE, "a b+c.png")})["Item"]
     assert item["status"] == "SUCCEEDED" and item["key"] == "a b+c.png" and item["bucket"] == SOURCE
     assert item["execution_arn"] == EXECUTION and item["format"] == "PNG" and item["width"] == 320
@@ -440,7 +448,7 @@ def processed(s3, table, key: str, sequencer: str) -> tuple[dict[str, Any], list
     event = upload(s3, key, encode(photo(), "JPEG"), sequencer=sequencer)
     facts = validate(event, s3, SETTINGS, SOURCE, THUMBS)
     thumbs = [resize(resize_item(facts, i), s3, SETTINGS, THUMBS, "max-age=1") for i in range(2)]
-    record({"status": "SUCCEEDED", "event": event, "image": facts, "thumbnails": thumbs}, table, SOURCE)
+    record({"status": "SUCCEEDED", "event": event, "image": facts, "thumbnails": thumbs}, table, SOURCE, s3, THUMBS)
     return event, [t["key"] for t in thumbs]
 
 
@@ -460,6 +468,18 @@ def test_a_deletion_marks_the_record_deleted_and_removes_its_thumbnails(aws):
     assert thumbnail_keys(s3) == []
 
 
+def test_an_older_run_finishing_late_never_publishes_over_a_newer_upload(aws):
+    s3, table = aws
+    old = upload(s3, "race.jpg", encode(photo(320, 200), "JPEG"), sequencer="0062E99A88DC407460")
+    old_facts = validate(old, s3, SETTINGS, SOURCE, THUMBS)
+    old_thumbs = [resize(resize_item(old_facts, i), s3, SETTINGS, THUMBS, "max-age=1") for i in range(2)]
+    _, keys = processed(s3, table, "race.jpg", "0062E99A88DC4074C0")  # overtakes the old run
+    newest = {k: s3.head_object(Bucket=THUMBS, Key=k)["ETag"] for k in keys}
+    late = record({"status": "SUCCEEDED", "event": old, "thumbnails": old_thumbs}, table, SOURCE, s3, THUMBS)
+    assert not late["written"] and late["thumbnails_published"] == 0
+    assert {k: s3.head_object(Bucket=THUMBS, Key=k)["ETag"] for k in keys} == newest
+
+
 def test_a_late_deletion_never_touches_a_newer_upload(aws):
     s3, table = aws
     old, _ = processed(s3, table, "again.jpg", "0062E99A88DC407460")
@@ -475,7 +495,9 @@ def test_a_deletion_keeps_thumbnails_a_newer_upload_already_wrote(aws):
     event, keys = processed(s3, table, "race.jpg", "0062E99A88DC407460")
     newer = upload(s3, "race.jpg", encode(photo(64, 64), "PNG"), sequencer="0062E99A88DC4074F0")
     facts = validate(newer, s3, ImagingSettings(sizes=(64, 256), output_format="jpeg"), SOURCE, THUMBS)
-    resize(resize_item(facts, 0), s3, SETTINGS, THUMBS, "max-age=1")  # its Record has not run yet
+    staged = resize(resize_item(facts, 0), s3, SETTINGS, THUMBS, "max-age=1")
+    # its Record is midway: thumbnails published, the record not yet written
+    assert publish_thumbnails(s3, THUMBS, [staged], newer["detail"]["object"]["sequencer"]) == 1
     result = record({"status": "DELETED", "event": deleted(event, "0062E99A88DC4074A0")}, table, SOURCE, s3, THUMBS)
     assert result["written"] and result["thumbnails_removed"] == 1  # the 256 px of the old upload
     assert thumbnail_keys(s3) == [keys[0]]  # the 64 px the newer upload rewrote survives

@@ -95,7 +95,14 @@ def test_faults_are_injected_then_run_out(tmp_path):
     assert kinds == ["TransientError", "TransientError", "Lambda.TooManyRequestsException", None]
 
 
-@pytest.mark.parametrize("spec_text", ["resize", "resize=explode", "resize=transient:x"])
+def test_faults_can_let_invocations_through_first():
+    faults = FaultSwitch.parse(["resize=transient:2@1"])
+    assert [faults.take("resize") for _ in range(4)] == [None, "transient", "transient", None]
+
+
+@pytest.mark.parametrize(
+    "spec_text", ["resize", "resize=explode", "resize=transient:x", "resize=transient:0", "resize=oom@x"]
+)
 def test_bad_fault_specs_are_refused(spec_text):
     with pytest.raises(ValueError, match="fault"):
         FaultSwitch.parse([spec_text])

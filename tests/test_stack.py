@@ -275,16 +275,26 @@ def test_least_privilege_per_function(template):
         return found
 
     read_uploads = {("s3:GetObject", "uploads/*"), ("s3:GetObjectVersion", "uploads/*")}
-    assert grants("Validate") == read_uploads | {("s3:PutObject", "thumbnails/_work/*")}
+    assert grants("Validate") == read_uploads | {("s3:PutObject", "thumbnails/_work/intermediate/*")}
     assert grants("Resize") == read_uploads | {
-        ("s3:GetObject", "thumbnails/_work/*"),
-        ("s3:PutObject", "thumbnails/*"),
+        ("s3:GetObject", "thumbnails/_work/intermediate/*"),
+        ("s3:PutObject", "thumbnails/_work/staged/*"),  # it only stages; it cannot touch a published thumbnail
     }
     assert grants("Record") == {
         ("dynamodb:PutItem", "table"),
-        ("s3:GetObject", "thumbnails/*"),  # HEAD before a deletion removes a thumbnail
+        ("s3:GetObject", "thumbnails/*"),  # HEAD before publishing or removing a thumbnail; copy source
+        ("s3:PutObject", "thumbnails/*"),  # publishing copies staged thumbnails into place
         ("s3:DeleteObject", "thumbnails/*"),
     }
+
+
+def test_work_in_progress_expires_staged_thumbnails_outlive_the_redrive_window(template):
+    (bucket,) = [
+        b["Properties"] for name, b in resources_of_type(template, "AWS::S3::Bucket").items()
+        if name.startswith("StorageThumbnails")
+    ]  # fmt: skip
+    rules = {r["Prefix"]: r["ExpirationInDays"] for r in bucket["LifecycleConfiguration"]["Rules"]}
+    assert rules == {"_work/intermediate/": 1, "_work/staged/": 15}  # redrive reaches back 14 days
 
 
 def _where(resource) -> str:

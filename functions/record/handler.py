@@ -16,6 +16,11 @@ S3 delivers events at least once and out of order, so the write is conditional o
 event's S3 sequencer: an older event can never overwrite a newer record, and at the same
 sequencer a FAILED run never overwrites a finished outcome.
 
+A finished run's thumbnails are staged under ``_work/staged/``; Record publishes them (copies
+them to their keys) before it writes SUCCEEDED, and never over a thumbnail a newer upload
+wrote. A run that fails therefore leaves no thumbnail in place, and its redrive, which reruns
+only the failed Map iterations, still finds the others staged.
+
 A deletion (S3 "Object Deleted", routed here by the state machine) marks the record DELETED
 and removes the thumbnails the record listed, but only if it is the newest event for the
 key, and only thumbnails written for an older upload: a re-upload that overtook a late
@@ -81,7 +86,10 @@ def build_record(request: dict[str, Any], source_bucket: str | None, now: dateti
     if "size" in image:
         item["size"] = image["size"]
     if status == "SUCCEEDED":
-        item["thumbnails"] = sorted(request.get("thumbnails") or [], key=lambda t: t["size"])
+        item["thumbnails"] = sorted(
+            ({k: v for k, v in t.items() if k != "staged_key"} for t in request.get("thumbnails") or []),
+            key=lambda t: t["size"],
+        )
     elif status == "DELETED":
         item["thumbnails"] = []
     else:
@@ -168,18 +176,47 @@ def write_record(table: Any, item: dict[str, Any]) -> dict[str, Any] | None:
     return response.get("Attributes") or {}
 
 
+def _written_for(s3: Any, bucket: str, key: str) -> str | None:
+    """The sequencer of the upload the thumbnail at ``key`` was made from; None if there is none."""
+    try:
+        with aws_call("HeadObject"):
+            head = s3.head_object(Bucket=bucket, Key=key)
+    except Exception as exc:
+        if error_code(exc) in ("404", "NoSuchKey", "NotFound"):
+            return None
+        raise
+    return head.get("Metadata", {}).get("source-sequencer", "")
+
+
+def publish_thumbnails(s3: Any, bucket: str, thumbnails: list[dict[str, Any]], sequencer: str) -> int:
+    """Copy each staged thumbnail to its key, unless a newer upload's thumbnail is there already.
+
+    Copies keep the staged object's headers and metadata (content type, cache control, source
+    etag and sequencer). A retry or duplicate copies the same bytes again: idempotent.
+    """
+    published = 0
+    for thumbnail in thumbnails:
+        written_for = _written_for(s3, bucket, thumbnail["key"])
+        if written_for and sequencer_order(written_for) > sequencer_order(sequencer):
+            continue  # a newer upload's thumbnail: an older run never overwrites it
+        with aws_call("CopyObject"):
+            s3.copy_object(
+                Bucket=bucket,
+                Key=thumbnail["key"],
+                CopySource={"Bucket": bucket, "Key": thumbnail["staged_key"]},
+                MetadataDirective="COPY",
+            )
+        published += 1
+    return published
+
+
 def delete_thumbnails(s3: Any, bucket: str, replaced: dict[str, Any], deleted_sequencer: str) -> int:
     """Remove the thumbnails the replaced record listed that belong to an upload older than the deletion."""
     removed = 0
     for thumbnail in replaced.get("thumbnails") or []:
-        try:
-            with aws_call("HeadObject"):
-                head = s3.head_object(Bucket=bucket, Key=thumbnail["key"])
-        except Exception as exc:
-            if error_code(exc) in ("404", "NoSuchKey", "NotFound"):
-                continue
-            raise
-        written_for = head.get("Metadata", {}).get("source-sequencer", "")
+        written_for = _written_for(s3, bucket, thumbnail["key"])
+        if written_for is None:
+            continue
         if written_for and sequencer_order(written_for) > sequencer_order(deleted_sequencer):
             continue  # a newer upload wrote this thumbnail after the deletion
         with aws_call("DeleteObject"):
@@ -200,10 +237,18 @@ def record(
     request: dict[str, Any], table: Any, source_bucket: str | None, s3: Any = None, thumbnail_bucket: str | None = None
 ) -> dict[str, Any]:
     item = build_record(request, source_bucket, datetime.now(UTC))
+    published = None
+    if item["status"] == "SUCCEEDED" and request.get("thumbnails"):
+        if s3 is None or thumbnail_bucket is None:
+            raise InvalidEvent("a SUCCEEDED record needs the thumbnails bucket to publish the thumbnails to")
+        # Before the record: a SUCCEEDED record never names a thumbnail that is not in place.
+        published = publish_thumbnails(s3, thumbnail_bucket, request["thumbnails"], item["sequencer"])
     replaced = write_record(table, item)
     result = {"source_id": item["source_id"], "status": item["status"], "written": replaced is not None}
     if item["status"] == "REJECTED":
         result["reason"] = item["error"]["code"]
+    if published is not None:
+        result["thumbnails_published"] = published
     if item["status"] == "DELETED" and replaced:
         if s3 is None or thumbnail_bucket is None:
             raise InvalidEvent("a DELETED record needs the thumbnails bucket to remove the thumbnails from")

@@ -2,8 +2,10 @@
 
 Cuts its size from the intermediate validate left (the upload decoded once, at the largest
 size), or, if that is gone, from exactly the object validate saw (by version or etag); makes
-it in the format validate chose and writes it under the key validate announced. The output bytes are
-deterministic, so a retried or replayed iteration rewrites the same object: idempotent.
+it in the format validate chose and **stages** it under ``_work/staged/``. Record publishes the
+whole set to the announced keys only when every size succeeded, so a run that fails halfway
+leaves no thumbnail behind. The output bytes are deterministic, so a retried or replayed
+iteration rewrites the same object: idempotent.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from imaging import ImagingSettings, make_thumbnail, read_intermediate, thumbnail_from
-from shell import SourceObject, aws_call, aws_client, error_code, read_source, timed_stage
+from shell import SourceObject, aws_call, aws_client, error_code, read_source, staged_key, timed_stage
 
 logger = Logger()
 tracer = Tracer()
@@ -35,10 +37,11 @@ def resize(
         thumb = thumbnail_from(base, int(target["width"]), int(target["height"]), settings, target["format"])
     else:  # expired or never written (a redrive days later): decode the original again
         thumb = make_thumbnail(read_source(s3, source), int(target["size"]), settings, target["format"])
+    staged = staged_key(source, int(target["size"]), thumb.extension)
     with aws_call("PutObject"):
         s3.put_object(
             Bucket=thumbnail_bucket,
-            Key=target["key"],
+            Key=staged,
             Body=thumb.data,
             ContentType=thumb.content_type,
             CacheControl=cache_control,
@@ -48,6 +51,7 @@ def resize(
     return {
         "size": int(target["size"]),
         "key": target["key"],
+        "staged_key": staged,
         "width": thumb.width,
         "height": thumb.height,
         "format": thumb.format,

@@ -126,13 +126,28 @@ def sequencer_order(sequencer: str) -> str:
     return sequencer.upper().rjust(SEQUENCER_WIDTH, "0")
 
 
-WORK_PREFIX = "_work/"  # intermediates in the thumbnails bucket; a lifecycle rule expires them
+WORK_PREFIX = "_work/"  # work in progress in the thumbnails bucket, never a thumbnail key
+# The decoded upload validate leaves for the Map: one pipeline run's worth, expired after a day.
+INTERMEDIATE_PREFIX = f"{WORK_PREFIX}intermediate/"
+# Thumbnails before Record publishes them. Kept past Step Functions' 14-day redrive window,
+# because a redrive reruns only the failed Map iterations and publishes the others' from here.
+STAGED_PREFIX = f"{WORK_PREFIX}staged/"
+STAGED_DAYS = 15
+
+
+def _version_identity(source: SourceObject) -> str:
+    identity = f"{source.bucket}\n{source.key}\n{source.etag}\n{source.version_id or ''}"
+    return hashlib.sha256(identity.encode()).hexdigest()
 
 
 def intermediate_key(source: SourceObject) -> str:
     """Where validate leaves the decoded upload for the Map: one per object version, never a thumbnail key."""
-    identity = f"{source.bucket}\n{source.key}\n{source.etag}\n{source.version_id or ''}"
-    return f"{WORK_PREFIX}{hashlib.sha256(identity.encode()).hexdigest()}.png"
+    return f"{INTERMEDIATE_PREFIX}{_version_identity(source)}.png"
+
+
+def staged_key(source: SourceObject, size: int, extension: str) -> str:
+    """Where resize writes a thumbnail until the run succeeds: one per object version and size."""
+    return f"{STAGED_PREFIX}{_version_identity(source)}/{size}.{extension}"
 
 
 def thumbnail_key(source_key: str, size: int, extension: str) -> str:
