@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from shell import STAGED_DAYS
+
 from .config import PipelineConfig
 
 PRICES = Path(__file__).with_name("prices.json")
@@ -130,6 +132,7 @@ def estimate(
         "S3 requests": (puts * prices["s3_put_per_1000"] + gets * prices["s3_get_per_1000"]) / 1000,
         "S3 thumbnail storage (month 1)": thumbnail_gib * storage,
         "S3 intermediates (1-day lifecycle)": intermediate_gib / 30 * storage,
+        "S3 staged thumbnails (15-day lifecycle)": thumbnail_gib * STAGED_DAYS / 30 * storage,
         "DynamoDB writes": RECORD_WRITE_UNITS * prices["dynamodb_per_million_write_units"] / 1e6,
         "EventBridge (S3 events are free)": prices["eventbridge_aws_service_events_per_million"] / 1e6,
         "CloudWatch Logs (Lambda)": invocations * LAMBDA_LOG_BYTES / gib * logs,
