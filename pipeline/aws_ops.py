@@ -11,6 +11,10 @@ Replay follows what Step Functions allows:
   ARN, and the Record at its end overwrites the FAILED record;
 * anything else gets a **new execution** with the original input plus ``replay_of`` (the
   old ARN), which the record keeps, so the two runs stay linked.
+
+An EXPRESS workflow keeps no execution history that the API can list or describe (its
+history is its CloudWatch Logs). There, ``replay --failed`` works from the FAILED records:
+each record holds the object exactly as its event described it, which rebuilds the event.
 """
 
 from __future__ import annotations
@@ -55,6 +59,10 @@ class DeployedStack:
     @property
     def state_machine_arn(self) -> str:
         return self.outputs["StateMachineArn"]
+
+    @property
+    def express(self) -> bool:
+        return self.outputs.get("WorkflowType") == "EXPRESS"
 
     def client(self, service: str) -> Any:
         from botocore.config import Config
@@ -142,6 +150,63 @@ def replay(stack: DeployedStack, sfn: Any, arn: str) -> Replayed:
     started = sfn.start_execution(stateMachineArn=stack.state_machine_arn, name=name, input=json.dumps(execution_input))
     why = described.get("redriveStatusReason") or "not redrivable"
     return Replayed(arn, "restarted", started["executionArn"], why)
+
+
+def failed_records(stack: DeployedStack, dynamodb: Any, since: timedelta) -> list[dict[str, Any]]:
+    """FAILED records written within ``since``: an EXPRESS workflow's list of failures."""
+    cutoff = (datetime.now(UTC) - since).isoformat(timespec="milliseconds")
+    found: list[dict[str, Any]] = []
+    kwargs: dict[str, Any] = {
+        "TableName": stack.outputs["RecordsTableName"],
+        "FilterExpression": "#s = :failed AND recorded_at >= :cutoff",
+        "ExpressionAttributeNames": {"#s": "status"},
+        "ExpressionAttributeValues": {":failed": {"S": "FAILED"}, ":cutoff": {"S": cutoff}},
+    }
+    for page in dynamodb.get_paginator("scan").paginate(**kwargs):
+        found += [{k: next(iter(v.values())) for k, v in item.items()} for item in page["Items"]]
+    return sorted(found, key=lambda r: r["recorded_at"])
+
+
+def event_from_record(record: dict[str, Any], region: str) -> dict[str, Any]:
+    """The S3 event a record was written for, rebuilt from what the record kept of it.
+
+    A deletion's event has no etag, so a record without one replays as "Object Deleted".
+    """
+    created = bool(record.get("etag"))
+    obj: dict[str, Any] = {"key": record["key"], "sequencer": record["sequencer"]}
+    if created:
+        obj.update(size=int(record.get("size") or 0), etag=record["etag"])
+    if record.get("version_id"):
+        obj["version-id"] = record["version_id"]
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "Object Created" if created else "Object Deleted",
+        "source": "aws.s3",
+        "account": "",
+        "time": record["event_time"],
+        "region": region,
+        "resources": [f"arn:aws:s3:::{record['bucket']}"],
+        "detail": {
+            "version": "0",
+            "bucket": {"name": record["bucket"]},
+            "object": obj,
+            "request-id": "",
+            "requester": "",
+            "reason": "PutObject" if created else "DeleteObject",
+        },
+        "replay_of": record.get("execution_arn") or "",
+    }
+
+
+def replay_record(stack: DeployedStack, sfn: Any, record: dict[str, Any]) -> Replayed:
+    """Start a new execution for a FAILED record (EXPRESS: there is no execution to redrive)."""
+    event = event_from_record(record, stack.session.region_name or "")
+    started = sfn.start_execution(
+        stateMachineArn=stack.state_machine_arn, name=f"replay-{uuid.uuid4().hex}", input=json.dumps(event)
+    )
+    old = record.get("execution_arn") or record["source_id"]
+    return Replayed(old, "restarted", started["executionArn"], "EXPRESS: rebuilt from the FAILED record")
 
 
 def paced(

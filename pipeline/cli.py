@@ -409,8 +409,20 @@ def _deployed(args: argparse.Namespace) -> aws_ops.DeployedStack:
     return aws_ops.DeployedStack.find(args.stack, boto3.Session(profile_name=args.profile, region_name=args.region))
 
 
+def _express_history(stack: aws_ops.DeployedStack) -> int:
+    group = stack.outputs.get("PipelineLogGroupName", "the state machine's log group")
+    out.print(
+        f"{stack.name} runs EXPRESS executions: Step Functions keeps no history to list or describe. "
+        f"Their history is CloudWatch Logs group {group} (e.g. aws logs tail {group} --since 1h); "
+        "failures are FAILED records, and `replay --failed` replays them."
+    )
+    return 2
+
+
 def cmd_aws_executions(args: argparse.Namespace) -> int:
     stack = _deployed(args)
+    if stack.express:
+        return _express_history(stack)
     sfn = stack.client("stepfunctions")
     since = aws_ops.parse_since(args.since) if args.since else None
     found = aws_ops.list_executions(stack, sfn, (args.status,) if args.status else None, since)
@@ -437,6 +449,8 @@ def cmd_aws_executions(args: argparse.Namespace) -> int:
 
 def cmd_aws_history(args: argparse.Namespace) -> int:
     stack = _deployed(args)
+    if stack.express:
+        return _express_history(stack)
     arn = stack.execution_arn(args.execution)
     code = _print_history(aws_ops.execution_with_history(stack.client("stepfunctions"), arn))
     region = stack.session.region_name
@@ -451,22 +465,32 @@ def cmd_aws_replay(args: argparse.Namespace) -> int:
 
     stack = _deployed(args)
     sfn = stack.client("stepfunctions")
-    if args.failed:
+    targets: list[Any]
+    if stack.express:
+        if not args.failed:
+            return _express_history(stack)
+        since = aws_ops.parse_since(args.since or "14d")
+        targets = aws_ops.failed_records(stack, stack.client("dynamodb"), since)
+    elif args.failed:
         since = aws_ops.parse_since(args.since or "14d")  # redrive reaches back 14 days at most
-        arns = [e["executionArn"] for e in aws_ops.list_executions(stack, sfn, aws_ops.FAILED_STATUSES, since)]
+        targets = [e["executionArn"] for e in aws_ops.list_executions(stack, sfn, aws_ops.FAILED_STATUSES, since)]
     else:
-        arns = [stack.execution_arn(reference) for reference in args.executions]
+        targets = [stack.execution_arn(reference) for reference in args.executions]
     outcomes: list[aws_ops.Replayed] = []
     errors: list[str] = []
     with Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
     ) as progress:
-        task = progress.add_task(f"replaying at {args.rate:g}/s", total=len(arns))
-        for arn in aws_ops.paced(arns, args.rate):
+        task = progress.add_task(f"replaying at {args.rate:g}/s", total=len(targets))
+        for target in aws_ops.paced(targets, args.rate):
             try:
-                outcomes.append(aws_ops.replay(stack, sfn, arn))
+                if isinstance(target, dict):  # an EXPRESS workflow's FAILED record
+                    outcomes.append(aws_ops.replay_record(stack, sfn, target))
+                else:
+                    outcomes.append(aws_ops.replay(stack, sfn, target))
             except (ClientError, BotoCoreError) as exc:  # one refusal must not stop a bulk replay
-                errors.append(f"{arn.rsplit(':', 1)[-1]}: {exc}")
+                label = target["source_id"] if isinstance(target, dict) else target.rsplit(":", 1)[-1]
+                errors.append(f"{label}: {exc}")
             progress.advance(task)
     table = Table(title="Replayed")
     for column in ("execution", "action", "now running as", "why"):

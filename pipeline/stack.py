@@ -64,6 +64,7 @@ class ThumbnailStack(Stack):
         self._grant_least_privilege(storage, functions)
 
         express = config.workflow_type == "EXPRESS"
+        pipeline_logs = logs.LogGroup(self, "PipelineLogs", retention=retention)
         self.state_machine = sfn.StateMachine(
             self,
             "Pipeline",
@@ -81,7 +82,7 @@ class ThumbnailStack(Stack):
             tracing_enabled=True,
             # Express keeps no execution history: its logs, with every state's data, are the history.
             logs=sfn.LogOptions(
-                destination=logs.LogGroup(self, "PipelineLogs", retention=retention),
+                destination=pipeline_logs,
                 level=sfn.LogLevel.ALL if express else sfn.LogLevel.ERROR,
                 include_execution_data=True,
             ),
@@ -144,6 +145,7 @@ class ThumbnailStack(Stack):
             ("RecordsTableName", storage.table.table_name, "One record per uploaded object"),
             ("StateMachineArn", self.state_machine.state_machine_arn, "The pipeline"),
             ("WorkflowType", config.workflow_type, "STANDARD (redrivable) or EXPRESS"),
+            ("PipelineLogGroupName", pipeline_logs.log_group_name, "The state machine's logs (EXPRESS: its history)"),
             ("RecordFunctionName", functions.record.function_name, "thumbs drain-dlq re-sends failure notices here"),
             ("DeadLetterQueueUrl", self.dead_letters.queue_url, "Events EventBridge could not deliver"),
             ("AlarmTopicArn", self.observability.topic.topic_arn, "Subscribe to be paged"),

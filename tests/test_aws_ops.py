@@ -233,3 +233,49 @@ def test_no_credentials_is_a_clear_error_not_a_traceback(monkeypatch, tmp_path, 
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # nothing listens: never reaches AWS
     assert main(["--stack", STACK, "--region", "us-east-1", "executions"]) == 2
     assert "thumbs: AWS said:" in capsys.readouterr().err
+
+
+def test_an_express_stack_replays_its_failures_from_the_records(deployed, capsys):
+    """EXPRESS keeps no listable history: the FAILED record rebuilds the event, and a new run succeeds."""
+    from shell import parse_object_created
+
+    found = aws_ops.DeployedStack.find(STACK, boto3.Session(region_name="us-east-1"))
+    express = aws_ops.DeployedStack(STACK, {**found.outputs, "WorkflowType": "EXPRESS"}, found.session)
+    s3 = boto3.client("s3")
+    s3.put_object(Bucket=deployed.upload_bucket, Key="express/failed.jpg", Body=encode(photo(), "JPEG"))
+    before = len(deployed.ended)
+    assert deployed.wait_for_executions(before + 1, timeout=120)
+    item = record_of(deployed, "express/failed.jpg")
+    # as an Express run's catch-all would have written it
+    failed = {**{k: v for k, v in item.items()}, "status": "FAILED", "execution_arn": "arn:aws:states:express:lost"}
+    boto3.resource("dynamodb").Table(deployed.table_name).put_item(Item=failed)
+
+    (listed,) = [r for r in aws_ops.failed_records(express, boto3.client("dynamodb"), aws_ops.parse_since("1h"))
+                 if r["key"] == "express/failed.jpg"]  # fmt: skip
+    event = aws_ops.event_from_record(listed, "us-east-1")
+    source = parse_object_created(event, deployed.upload_bucket)
+    assert (source.key, source.etag, source.sequencer, source.size) == (
+        item["key"], item["etag"], item["sequencer"], int(item["size"])
+    )  # fmt: skip
+    outcome = aws_ops.replay_record(express, boto3.client("stepfunctions"), listed)
+    assert outcome.action == "restarted" and outcome.old_arn == "arn:aws:states:express:lost"
+    assert deployed.wait_for_executions(before + 2, timeout=120)
+    replayed = record_of(deployed, "express/failed.jpg")
+    assert replayed["status"] == "SUCCEEDED" and replayed["replay_of"] == "arn:aws:states:express:lost"
+
+
+def test_a_deletion_record_replays_as_a_deletion():
+    record = {"bucket": "b", "key": "k", "sequencer": "0A", "event_time": "2026-11-29T00:00:00+00:00", "etag": ""}
+    event = aws_ops.event_from_record(record, "us-east-1")
+    assert event["detail-type"] == "Object Deleted" and "etag" not in event["detail"]["object"]
+
+
+def test_history_commands_on_an_express_stack_point_to_its_logs(deployed, capsys):
+    found = aws_ops.DeployedStack.find(STACK, boto3.Session(region_name="us-east-1"))
+    outputs = {**found.outputs, "WorkflowType": "EXPRESS"}
+    body = {"Resources": {}, "Outputs": {k: {"Value": v} for k, v in outputs.items()}}
+    boto3.client("cloudformation").create_stack(StackName="ExpressCopy", TemplateBody=json.dumps(body))
+    for command in (["executions"], ["history", "any"], ["replay", "any"]):
+        assert main(["--stack", "ExpressCopy", "--region", "us-east-1", *command]) == 2
+        printed = capsys.readouterr().out
+        assert "EXPRESS" in printed and outputs["PipelineLogGroupName"] in printed and "replay --failed" in printed

@@ -88,6 +88,7 @@ def test_outputs_name_everything_thumbs_and_an_operator_need(template):
     outputs = template["Outputs"]
     assert {
         "UploadBucketName", "ThumbnailBucketName", "RecordsTableName", "StateMachineArn", "WorkflowType",
+        "PipelineLogGroupName",
         "RecordFunctionName", "DeadLetterQueueUrl", "AlarmTopicArn", "ExecutionsConsoleUrl", "DashboardUrl",
     } <= set(outputs)  # fmt: skip
     assert outputs["WorkflowType"]["Value"] == "STANDARD"
