@@ -431,7 +431,7 @@ def cmd_aws_executions(args: argparse.Namespace) -> int:
     )
     for column in ("name", "status", "started", "duration", "key", "error"):
         table.add_column(column, overflow="fold")
-    for summary in found[: args.limit]:
+    for summary in reversed(found[: args.limit]):  # the newest LIMIT, newest last as locally
         described = sfn.describe_execution(executionArn=summary["executionArn"])
         detail = (json.loads(described.get("input") or "{}").get("detail") or {}).get("object", {})
         stop = summary.get("stopDate")
