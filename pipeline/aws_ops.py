@@ -135,12 +135,55 @@ class Replayed:
     reason: str
 
 
-def replay(stack: DeployedStack, sfn: Any, arn: str) -> Replayed:
+RecordLookup = Callable[[str], "dict[str, Any] | None"]
+FINISHED = ("SUCCEEDED", "REJECTED", "DELETED")
+
+
+def record_lookup(stack: DeployedStack, dynamodb: Any) -> RecordLookup:
+    """The record for a ``source_id``, as plain values (None if there is none)."""
+
+    def lookup(source_id: str) -> dict[str, Any] | None:
+        item = dynamodb.get_item(
+            TableName=stack.outputs["RecordsTableName"], Key={"source_id": {"S": source_id}}, ConsistentRead=True
+        ).get("Item")
+        return {k: next(iter(v.values())) for k, v in item.items()} if item else None
+
+    return lookup
+
+
+def _handled_since(execution_input: dict[str, Any], lookup: RecordLookup | None) -> dict[str, Any] | None:
+    """The record, if it already holds a finished outcome for this event or a newer one."""
+    from shell import sequencer_order
+
+    detail = execution_input.get("detail") or {}
+    bucket, obj = (detail.get("bucket") or {}).get("name"), detail.get("object") or {}
+    if lookup is None or not bucket or "key" not in obj or not obj.get("sequencer"):
+        return None
+    record = lookup(f"s3://{bucket}/{obj['key']}")
+    if (
+        record
+        and record.get("status") in FINISHED
+        and record.get("sequencer_order", "") >= sequencer_order(obj["sequencer"])
+    ):
+        return record
+    return None
+
+
+def replay(stack: DeployedStack, sfn: Any, arn: str, lookup: RecordLookup | None = None) -> Replayed:
+    """Redrive, or restart as a new linked execution; skipped when the record shows it handled.
+
+    The record check makes a second bulk replay harmless: a run replayed as a new execution
+    stays FAILED in Step Functions, but its record is SUCCEEDED by then.
+    """
     described = sfn.describe_execution(executionArn=arn)
     if described["status"] in ("RUNNING", "PENDING_REDRIVE"):
         return Replayed(arn, "skipped", arn, f"it is {described['status']}")
     if described["status"] == "SUCCEEDED":
         return Replayed(arn, "skipped", arn, "it succeeded")
+    handled = _handled_since(json.loads(described.get("input") or "{}"), lookup)
+    if handled is not None:
+        by = str(handled.get("execution_arn") or "").rsplit(":", 1)[-1]
+        return Replayed(arn, "skipped", arn, f"the record is already {handled['status']} (by {by})")
     if described.get("redriveStatus") == "REDRIVABLE":
         sfn.redrive_execution(executionArn=arn, clientToken=str(uuid.uuid4()))
         return Replayed(arn, "redriven", arn, "resumes at the failed state")

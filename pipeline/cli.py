@@ -476,6 +476,7 @@ def cmd_aws_replay(args: argparse.Namespace) -> int:
         targets = [e["executionArn"] for e in aws_ops.list_executions(stack, sfn, aws_ops.FAILED_STATUSES, since)]
     else:
         targets = [stack.execution_arn(reference) for reference in args.executions]
+    lookup = aws_ops.record_lookup(stack, stack.client("dynamodb"))
     outcomes: list[aws_ops.Replayed] = []
     errors: list[str] = []
     with Progress(
@@ -487,7 +488,7 @@ def cmd_aws_replay(args: argparse.Namespace) -> int:
                 if isinstance(target, dict):  # an EXPRESS workflow's FAILED record
                     outcomes.append(aws_ops.replay_record(stack, sfn, target))
                 else:
-                    outcomes.append(aws_ops.replay(stack, sfn, target))
+                    outcomes.append(aws_ops.replay(stack, sfn, target, lookup))
             except (ClientError, BotoCoreError) as exc:  # one refusal must not stop a bulk replay
                 label = target["source_id"] if isinstance(target, dict) else target.rsplit(":", 1)[-1]
                 errors.append(f"{label}: {exc}")

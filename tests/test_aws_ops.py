@@ -89,8 +89,9 @@ def test_executions_history_and_replay_of_a_failed_run(deployed, capsys):
     definition = json.loads(sfn.describe_state_machine(stateMachineArn=deployed.state_machine_arn)["definition"])
     assert len(entered) == count_transitions(definition, 3) == 7
 
-    code, again = thumbs(capsys, "replay", "--failed", "--since", "1h")  # a replayed run stays FAILED in history
-    assert code == 0 and "1 restarted" in again  # ... and may be replayed again: the outcome is idempotent
+    # The replayed run stays FAILED in Step Functions; a second bulk replay sees its record and skips it.
+    code, again = thumbs(capsys, "replay", "--failed", "--since", "1h")
+    assert code == 0 and "0 restarted as new executions, 1 skipped" in again and "already SUCCEEDED" in again
 
 
 def test_drain_dlq_starts_lost_uploads_records_lost_failures_and_keeps_the_rest(deployed, capsys):
@@ -279,3 +280,33 @@ def test_history_commands_on_an_express_stack_point_to_its_logs(deployed, capsys
         assert main(["--stack", "ExpressCopy", "--region", "us-east-1", *command]) == 2
         printed = capsys.readouterr().out
         assert "EXPRESS" in printed and outputs["PipelineLogGroupName"] in printed and "replay --failed" in printed
+
+
+def test_a_run_whose_record_is_already_finished_is_skipped_not_rerun():
+    from shell import sequencer_order
+
+    stack, sfn, stub = stubbed()
+    event = {
+        "detail-type": "Object Created",
+        "detail": {"bucket": {"name": "up"}, "object": {"key": "a.jpg", "sequencer": "0B"}},
+    }
+    for _ in range(2):
+        stub.add_response(
+            "describe_execution",
+            described("FAILED", redriveStatus="REDRIVABLE", input=json.dumps(event)),
+            {"executionArn": ARN},
+        )
+    stub.add_response(
+        "redrive_execution",
+        {"redriveDate": datetime(2026, 11, 29, tzinfo=UTC)},
+        {"executionArn": ARN, "clientToken": ANY},
+    )
+    newer = {"status": "SUCCEEDED", "sequencer_order": sequencer_order("0C"), "execution_arn": "arn:x:later"}
+    older = {"status": "SUCCEEDED", "sequencer_order": sequencer_order("0A"), "execution_arn": "arn:x:earlier"}
+    asked: list[str] = []
+    with stub:
+        skipped = aws_ops.replay(stack, sfn, ARN, lambda source_id: asked.append(source_id) or newer)
+        redriven = aws_ops.replay(stack, sfn, ARN, lambda source_id: older)  # an older upload's record: not this one
+    assert asked == ["s3://up/a.jpg"]
+    assert skipped.action == "skipped" and "already SUCCEEDED (by later)" in skipped.reason
+    assert redriven.action == "redriven"
