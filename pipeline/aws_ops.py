@@ -28,10 +28,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from shell import FINISHED_STATUSES, OBJECT_CREATED, OBJECT_DELETED, STATUS_CHANGE, sequencer_order
+
 REQUIRED_OUTPUTS = ("StateMachineArn", "RecordsTableName", "DeadLetterQueueUrl", "RecordFunctionName")
-FAILED_STATUSES = ("FAILED", "TIMED_OUT", "ABORTED")
-UPLOAD_EVENTS = ("Object Created", "Object Deleted")
-STATUS_CHANGE = "Step Functions Execution Status Change"
 
 
 @dataclass
@@ -136,7 +135,6 @@ class Replayed:
 
 
 RecordLookup = Callable[[str], "dict[str, Any] | None"]
-FINISHED = ("SUCCEEDED", "REJECTED", "DELETED")
 
 
 def record_lookup(stack: DeployedStack, dynamodb: Any) -> RecordLookup:
@@ -153,8 +151,6 @@ def record_lookup(stack: DeployedStack, dynamodb: Any) -> RecordLookup:
 
 def _handled_since(execution_input: dict[str, Any], lookup: RecordLookup | None) -> dict[str, Any] | None:
     """The record, if it already holds a finished outcome for this event or a newer one."""
-    from shell import sequencer_order
-
     detail = execution_input.get("detail") or {}
     bucket, obj = (detail.get("bucket") or {}).get("name"), detail.get("object") or {}
     if lookup is None or not bucket or "key" not in obj or not obj.get("sequencer"):
@@ -162,7 +158,7 @@ def _handled_since(execution_input: dict[str, Any], lookup: RecordLookup | None)
     record = lookup(f"s3://{bucket}/{obj['key']}")
     if (
         record
-        and record.get("status") in FINISHED
+        and record.get("status") in FINISHED_STATUSES
         and record.get("sequencer_order", "") >= sequencer_order(obj["sequencer"])
     ):
         return record
@@ -224,7 +220,7 @@ def event_from_record(record: dict[str, Any], region: str) -> dict[str, Any]:
     return {
         "version": "0",
         "id": str(uuid.uuid4()),
-        "detail-type": "Object Created" if created else "Object Deleted",
+        "detail-type": OBJECT_CREATED if created else OBJECT_DELETED,
         "source": "aws.s3",
         "account": "",
         "time": record["event_time"],
@@ -314,7 +310,7 @@ def drain_dead_letters(
                 kind = event.get("detail-type") if isinstance(event, dict) else None
             except ValueError:
                 event, kind = None, None
-            if kind not in (*UPLOAD_EVENTS, STATUS_CHANGE):
+            if kind not in (OBJECT_CREATED, OBJECT_DELETED, STATUS_CHANGE):
                 result.left += 1
                 kept.append(message["ReceiptHandle"])
                 problems.append(f"{message['MessageId']}: not an upload or failure event; left in the queue")

@@ -33,6 +33,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from shell import FAILED_STATUSES
 
 from . import aws_ops
 from .lambda_runtime import FaultSwitch
@@ -473,7 +474,7 @@ def cmd_aws_replay(args: argparse.Namespace) -> int:
         targets = aws_ops.failed_records(stack, stack.client("dynamodb"), since)
     elif args.failed:
         since = aws_ops.parse_since(args.since or "14d")  # redrive reaches back 14 days at most
-        targets = [e["executionArn"] for e in aws_ops.list_executions(stack, sfn, aws_ops.FAILED_STATUSES, since)]
+        targets = [e["executionArn"] for e in aws_ops.list_executions(stack, sfn, FAILED_STATUSES, since)]
     else:
         targets = [stack.execution_arn(reference) for reference in args.executions]
     lookup = aws_ops.record_lookup(stack, stack.client("dynamodb"))

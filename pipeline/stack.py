@@ -17,7 +17,7 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import custom_resources as cr
 from constructs import Construct
-from shell import INTERMEDIATE_PREFIX, OBJECT_CREATED, OBJECT_DELETED, STAGED_PREFIX
+from shell import FAILED_STATUSES, INTERMEDIATE_PREFIX, OBJECT_CREATED, OBJECT_DELETED, STAGED_PREFIX, STATUS_CHANGE
 
 from .config import LOG_RETENTION_NAMES, PipelineConfig
 from .functions import METRICS_NAMESPACE, Functions
@@ -25,8 +25,6 @@ from .network import Network
 from .observability import Observability
 from .storage import Storage
 from .workflow import build_definition
-
-FAILED_EXECUTION_STATUSES = ["FAILED", "TIMED_OUT", "ABORTED"]
 
 
 def key_filter(prefix: str, suffixes: tuple[str, ...]) -> list[dict[str, str]] | None:
@@ -121,8 +119,8 @@ class ThumbnailStack(Stack):
             description="Records FAILED runs; recording them from a Catch would break RedriveExecution",
             event_pattern=events.EventPattern(
                 source=["aws.states"],
-                detail_type=["Step Functions Execution Status Change"],
-                detail={"status": FAILED_EXECUTION_STATUSES, "stateMachineArn": [self.state_machine.state_machine_arn]},
+                detail_type=[STATUS_CHANGE],
+                detail={"status": list(FAILED_STATUSES), "stateMachineArn": [self.state_machine.state_machine_arn]},
             ),
             targets=[targets.LambdaFunction(functions.record, **delivery)],
         )

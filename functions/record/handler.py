@@ -38,14 +38,18 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from shell import (
+    FAILED_STATUSES,
+    FINISHED_STATUSES,
     OBJECT_CREATED,
     OBJECT_DELETED,
+    STATUS_CHANGE,
     InvalidEvent,
     SourceObject,
     aws_call,
     aws_client,
     aws_table,
     error_code,
+    is_missing,
     parse_s3_event,
     sequencer_order,
     timed_stage,
@@ -55,9 +59,6 @@ logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
 
-STATUS_CHANGE = "Step Functions Execution Status Change"
-FINISHED = ("SUCCEEDED", "REJECTED", "DELETED")
-FAILED_STATUSES = ("FAILED", "TIMED_OUT", "ABORTED")
 _IMAGE_FIELDS = ("format", "width", "height", "mode", "frames", "orientation", "has_alpha", "output_format")
 
 
@@ -71,7 +72,7 @@ def build_record(request: dict[str, Any], source_bucket: str | None, now: dateti
     if request.get("detail-type") == STATUS_CHANGE:
         return _failed_record(request["detail"], source_bucket, now)
     status = request.get("status")
-    if status not in (*FINISHED, "FAILED"):
+    if status not in (*FINISHED_STATUSES, "FAILED"):
         raise InvalidEvent(
             f"record expects status SUCCEEDED, REJECTED, DELETED or FAILED from the state machine, got {status!r}"
         )
@@ -154,7 +155,7 @@ def write_record(table: Any, item: dict[str, Any]) -> dict[str, Any] | None:
     """
     condition = "attribute_not_exists(source_id) OR sequencer_order < :seq"
     values: dict[str, Any] = {":seq": item["sequencer_order"]}
-    if item["status"] in FINISHED:
+    if item["status"] in FINISHED_STATUSES:
         condition += " OR sequencer_order = :seq"
     else:  # a failure never hides the outcome of a run that finished the same upload
         condition += " OR (sequencer_order = :seq AND #status = :failed)"
@@ -182,7 +183,7 @@ def _written_for(s3: Any, bucket: str, key: str) -> str | None:
         with aws_call("HeadObject"):
             head = s3.head_object(Bucket=bucket, Key=key)
     except Exception as exc:
-        if error_code(exc) in ("404", "NoSuchKey", "NotFound"):
+        if is_missing(exc):
             return None
         raise
     return head.get("Metadata", {}).get("source-sequencer", "")

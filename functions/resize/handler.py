@@ -17,7 +17,7 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from imaging import ImagingSettings, make_thumbnail, read_intermediate, thumbnail_from
-from shell import SourceObject, aws_call, aws_client, error_code, read_source, staged_key, timed_stage
+from shell import SourceObject, aws_call, aws_client, is_missing, read_source, staged_key, timed_stage
 
 logger = Logger()
 tracer = Tracer()
@@ -66,7 +66,7 @@ def _intermediate(s3: Any, bucket: str, key: str | None) -> Any:
         with aws_call("GetObject"):
             data = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
     except Exception as exc:
-        if error_code(exc) in ("NoSuchKey", "404"):
+        if is_missing(exc):
             return None
         raise
     return read_intermediate(data)

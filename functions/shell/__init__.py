@@ -76,6 +76,10 @@ class SourceObject:
 
 OBJECT_CREATED = "Object Created"
 OBJECT_DELETED = "Object Deleted"
+STATUS_CHANGE = "Step Functions Execution Status Change"
+# A run's outcomes: only a newer event replaces one. Executions that end badly are recorded FAILED.
+FINISHED_STATUSES = ("SUCCEEDED", "REJECTED", "DELETED")
+FAILED_STATUSES = ("FAILED", "TIMED_OUT", "ABORTED")
 
 
 def parse_object_created(event: dict[str, Any], expected_bucket: str | None) -> SourceObject:
@@ -259,21 +263,17 @@ def _object_ref(source: SourceObject) -> dict[str, str]:
     return ref
 
 
+def is_missing(exc: BaseException) -> bool:
+    """True when S3 said the object (or version) is not there: 404 on HEAD, NoSuchKey on GET."""
+    return error_code(exc) in _MISSING
+
+
 def _raise_if_gone(exc: Exception, source: SourceObject) -> None:
     code = error_code(exc)
     if code in _MISSING:
         raise SourceMissing(f"s3://{source.bucket}/{source.key} no longer exists") from exc
     if code in _CHANGED:
         raise SourceChanged(f"the object was overwritten after this event (etag {source.etag} is gone)") from exc
-
-
-def _s3() -> Any:
-    import boto3
-
-    global _S3_CLIENT
-    if _S3_CLIENT is None:
-        _S3_CLIENT = boto3.client("s3")
-    return _S3_CLIENT
 
 
 def error_code(exc: BaseException) -> str:
