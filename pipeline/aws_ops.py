@@ -144,9 +144,18 @@ def record_lookup(stack: DeployedStack, dynamodb: Any) -> RecordLookup:
         item = dynamodb.get_item(
             TableName=stack.outputs["RecordsTableName"], Key={"source_id": {"S": source_id}}, ConsistentRead=True
         ).get("Item")
-        return {k: next(iter(v.values())) for k, v in item.items()} if item else None
+        return _plain(item) if item else None
 
     return lookup
+
+
+def _plain(item: dict[str, Any]) -> dict[str, Any]:
+    """A low-level DynamoDB item as the plain values the local state folder keeps."""
+    from boto3.dynamodb.types import TypeDeserializer
+
+    from .local_state import to_json
+
+    return to_json(TypeDeserializer().deserialize({"M": item}))
 
 
 def _handled_since(execution_input: dict[str, Any], lookup: RecordLookup | None) -> dict[str, Any] | None:
@@ -176,14 +185,14 @@ def replay(stack: DeployedStack, sfn: Any, arn: str, lookup: RecordLookup | None
         return Replayed(arn, "skipped", arn, f"it is {described['status']}")
     if described["status"] == "SUCCEEDED":
         return Replayed(arn, "skipped", arn, "it succeeded")
-    handled = _handled_since(json.loads(described.get("input") or "{}"), lookup)
+    execution_input = json.loads(described.get("input") or "{}")
+    handled = _handled_since(execution_input, lookup)
     if handled is not None:
         by = str(handled.get("execution_arn") or "").rsplit(":", 1)[-1]
         return Replayed(arn, "skipped", arn, f"the record is already {handled['status']} (by {by})")
     if described.get("redriveStatus") == "REDRIVABLE":
         sfn.redrive_execution(executionArn=arn, clientToken=str(uuid.uuid4()))
         return Replayed(arn, "redriven", arn, "resumes at the failed state")
-    execution_input = json.loads(described.get("input") or "{}")
     execution_input["replay_of"] = arn
     name = f"{described['name'][:62]}-replay-{uuid.uuid4().hex[:12]}"  # names are at most 80 characters
     started = sfn.start_execution(stateMachineArn=stack.state_machine_arn, name=name, input=json.dumps(execution_input))
@@ -202,7 +211,7 @@ def failed_records(stack: DeployedStack, dynamodb: Any, since: timedelta) -> lis
         "ExpressionAttributeValues": {":failed": {"S": "FAILED"}, ":cutoff": {"S": cutoff}},
     }
     for page in dynamodb.get_paginator("scan").paginate(**kwargs):
-        found += [{k: next(iter(v.values())) for k, v in item.items()} for item in page["Items"]]
+        found += [_plain(item) for item in page["Items"]]
     return sorted(found, key=lambda r: r["recorded_at"])
 
 
