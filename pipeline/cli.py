@@ -590,7 +590,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "cost":
             from .cost import cmd_cost
 
-            return cmd_cost(args, out)
+            return cmd_cost(args, out, StateFolder(state_root(args.state)).cache_dir)
         if args.stack or args.command == "drain-dlq":
             if not args.stack:
                 build_parser().error("drain-dlq needs --stack: the local stack delivers events without a queue")

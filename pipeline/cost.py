@@ -168,21 +168,20 @@ EXPRESS_LOSES = (
 )
 
 
-def cmd_cost(args: Any, out: Any) -> int:
+def cmd_cost(args: Any, out: Any, cache_dir: Path) -> int:
+    """``thumbs cost``: the definition from the template the local stack uses (synthesized once, cached)."""
     from rich.table import Table
 
-    from .app import build_app
+    from .app import project_context
+    from .config import CONTEXT_KEY
+    from .local_stack import load_template
     from .template import state_machine_definition
 
     if args.images < 0 or args.avg_mp <= 0 or args.retries < 0:
         raise ValueError("--images, --avg-mp and --retries must be positive")
     prices = load_prices(args.prices)
-    from aws_cdk.assertions import Template
-
-    _, stack = build_app(context={"aws:cdk:bundling-stacks": []})
-
-    definition = state_machine_definition(Template.from_stack(stack).to_json(), lambda ref: "arn")
-    config = stack.config
+    definition = state_machine_definition(load_template(cache_dir), lambda ref: "arn")
+    config = PipelineConfig.from_context(project_context().get(CONTEXT_KEY))
     result = estimate(config, definition, prices, args.images, args.avg_mp, args.retries)
     sizes = "/".join(map(str, config.imaging.sizes))
     out.print(

@@ -42,7 +42,6 @@ def key_filter(prefix: str, suffixes: tuple[str, ...]) -> list[dict[str, str]] |
 class ThumbnailStack(Stack):
     def __init__(self, scope: Construct, construct_id: str, *, config: PipelineConfig, **kwargs: object) -> None:
         super().__init__(scope, construct_id, **kwargs)
-        self.config = config
         retention = logs.RetentionDays[LOG_RETENTION_NAMES[config.log_retention_days]]
         storage = Storage(self, "Storage")
         network = Network(self, "Network", log_retention=retention)

@@ -50,8 +50,8 @@ def test_prices_are_dated_and_can_be_overridden(tmp_path):
         load_prices(str(override))
 
 
-def test_thumbs_cost_prints_standard_and_express_side_by_side(capsys):
-    assert main(["cost", "--images", "1000000"]) == 0
+def test_thumbs_cost_prints_standard_and_express_side_by_side(capsys, tmp_path):
+    assert main(["--state", str(tmp_path), "cost", "--images", "1000000"]) == 0
     printed = capsys.readouterr().out
     assert "Standard (USD)" in printed and "Express (USD)" in printed and "175.00" in printed
     assert "7 transitions per image" in printed and "no RedriveExecution" in printed
