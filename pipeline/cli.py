@@ -427,9 +427,8 @@ def cmd_aws_executions(args: argparse.Namespace) -> int:
     sfn = stack.client("stepfunctions")
     since = aws_ops.parse_since(args.since) if args.since else None
     found = aws_ops.list_executions(stack, sfn, (args.status,) if args.status else None, since)
-    table = Table(
-        title=f"{stack.name}: {len(found)} execution(s)" + (f" (showing {args.limit})" * (len(found) > args.limit))
-    )
+    shown = f" (showing {args.limit})" if len(found) > args.limit else ""
+    table = Table(title=f"{stack.name}: {len(found)} execution(s){shown}")
     for column in ("name", "status", "started", "duration", "key", "error"):
         table.add_column(column, overflow="fold")
     for summary in reversed(found[: args.limit]):  # the newest LIMIT, newest last as locally
