@@ -21,7 +21,7 @@ def _photo(width: int, height: int) -> Image.Image:
     if CORPUS_PHOTO.exists():
         base = Image.open(CORPUS_PHOTO).convert("RGB")
     else:
-        from pipeline.samples import _scene
+        from thumbs.local.samples import _scene
 
         base = _scene(1800, 1200)
     image = base.resize((width, height), Image.Resampling.LANCZOS)

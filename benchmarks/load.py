@@ -11,13 +11,11 @@ import argparse
 import io
 import json
 import resource
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "functions")]
 
 
 def write_uploads(folder: Path, count: int) -> list[str]:
@@ -40,9 +38,9 @@ def write_uploads(folder: Path, count: int) -> list[str]:
 
 def run_load(count: int, workdir: Path) -> dict[str, object]:
     """Run ``thumbs run`` on ``count`` uploads; return what it produced and what it cost."""
-    from pipeline.cli import main as thumbs
-    from pipeline.local_stack import load_template
-    from pipeline.local_state import StateFolder
+    from thumbs.cli import main as thumbs
+    from thumbs.local.state import StateFolder
+    from thumbs.template import load_template
 
     keys = write_uploads(workdir / "in", count)
     load_template(StateFolder(workdir / "state").cache_dir)

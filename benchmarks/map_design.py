@@ -14,15 +14,11 @@ from __future__ import annotations
 
 import io
 import statistics
-import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "functions"), str(Path(__file__).resolve().parent)]
-
-import inputs  # noqa: E402
-from imaging import (  # noqa: E402
+import inputs
+from imaging import (
     ImagingSettings,
     choose_format,
     fit_within,
@@ -34,7 +30,9 @@ from imaging import (  # noqa: E402
     thumbnail_from,
     upright_size,
 )
-from PIL import Image  # noqa: E402
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
 
 # Lambda gives a function CPU in proportion to memory, one full vCPU at 1,769 MB. For
 # single-threaded work below that, duration x memory is constant: a second of one core costs

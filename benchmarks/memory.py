@@ -1,7 +1,7 @@
 """Peak memory and time of one Validate and one Resize (1024 px) run, each in a fresh process.
 
-The functions' MemorySize and the default pixel limit come from these figures (README,
-"Sizing"). Run: ``.venv/bin/python benchmarks/memory.py``. Prints one row per input and stage:
+The functions' MemorySize and the default pixel limit come from these figures (docs/performance.md,
+"Memory"). Run: ``.venv/bin/python benchmarks/memory.py``. Prints one row per input and stage:
 peak RSS above the interpreter with the core imported and the object read, and wall time.
 Linux only (it reads VmHWM from /proc).
 """
@@ -24,20 +24,19 @@ def high_water_kb():  # VmHWM: peak RSS of this process image (ru_maxrss would i
     for line in open("/proc/self/status"):
         if line.startswith("VmHWM:"):
             return int(line.split()[1])
-sys.path.insert(0, sys.argv[1])
 from imaging import (ImagingSettings, choose_format, fit_within, intermediate_bytes, prepare, probe,
                      read_intermediate, thumbnail_from, upright_size)
-data = open(sys.argv[2], "rb").read()
+data = open(sys.argv[1], "rb").read()
 settings = ImagingSettings()
 facts = probe(data, settings)
 fmt = choose_format(facts, settings)
-stored = intermediate_bytes(prepare(data, max(settings.sizes), settings)) if sys.argv[3] != "validate" else None
+stored = intermediate_bytes(prepare(data, max(settings.sizes), settings)) if sys.argv[2] != "validate" else None
 base = high_water_kb()
 start = time.perf_counter()
-if sys.argv[3] == "validate":  # the one full decode, and the intermediate it leaves
+if sys.argv[2] == "validate":  # the one full decode, and the intermediate it leaves
     intermediate_bytes(prepare(data, max(settings.sizes), settings))
 else:  # one Map iteration: its size cut from the intermediate
-    size = fit_within(*upright_size(facts.width, facts.height, facts.orientation), int(sys.argv[3]))
+    size = fit_within(*upright_size(facts.width, facts.height, facts.orientation), int(sys.argv[2]))
     thumbnail_from(read_intermediate(stored), *size, settings, fmt)
 elapsed = time.perf_counter() - start
 peak = high_water_kb()
@@ -65,7 +64,7 @@ def main() -> None:
             path = make_input(fmt, megapixels, Path(tmp))
             for stage in ("validate", "1024"):
                 result = subprocess.run(
-                    [sys.executable, "-c", _CHILD, str(ROOT / "functions"), str(path), stage],
+                    [sys.executable, "-c", _CHILD, str(path), stage],
                     capture_output=True, text=True, check=True,
                 )  # fmt: skip
                 row = json.loads(result.stdout)

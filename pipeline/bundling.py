@@ -1,6 +1,6 @@
 """Lambda bundles built on this machine with pip, because no Docker engine may be there.
 
-Each function's asset is its handler folder, the shared ``imaging`` and ``shell`` packages,
+Each function's asset is its handler folder, the shared ``imaging`` and ``awsio`` packages,
 and the wheels its ``requirements.txt`` pins, fetched for the Lambda platform (manylinux,
 the runtime's Python) rather than for the machine running ``cdk synth``.
 """
@@ -18,7 +18,7 @@ from aws_cdk import BundlingOptions, DockerImage, ILocalBundling
 from aws_cdk import aws_lambda as lambda_
 
 FUNCTIONS_DIR = Path(__file__).resolve().parent.parent / "functions"
-SHARED_PACKAGES = ("imaging", "shell")
+SHARED_PACKAGES = ("imaging", "awsio")
 LAMBDA_PYTHON = "3.14"
 _MANYLINUX = ("manylinux_2_28", "manylinux_2_17", "manylinux2014")
 _IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", "requirements.txt")

@@ -16,8 +16,8 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import custom_resources as cr
+from awsio import FAILED_STATUSES, INTERMEDIATE_PREFIX, OBJECT_CREATED, OBJECT_DELETED, STAGED_PREFIX, STATUS_CHANGE
 from constructs import Construct
-from shell import FAILED_STATUSES, INTERMEDIATE_PREFIX, OBJECT_CREATED, OBJECT_DELETED, STAGED_PREFIX, STATUS_CHANGE
 
 from .config import LOG_RETENTION_NAMES, PipelineConfig
 from .functions import METRICS_NAMESPACE, Functions

@@ -5,8 +5,8 @@ from __future__ import annotations
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_s3 as s3
+from awsio import INTERMEDIATE_PREFIX, STAGED_DAYS, STAGED_PREFIX
 from constructs import Construct
-from shell import INTERMEDIATE_PREFIX, STAGED_DAYS, STAGED_PREFIX
 
 
 def _private_bucket(scope: Construct, name: str, **kwargs: object) -> s3.Bucket:

@@ -25,8 +25,8 @@ from aws_cdk import Duration
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
+from awsio import CAUGHT_REJECTIONS, OBJECT_DELETED, TransientError
 from constructs import Construct
-from shell import CAUGHT_REJECTIONS, OBJECT_DELETED, TransientError
 
 LAMBDA_SERVICE_ERRORS = (
     "Lambda.ServiceException",

@@ -58,7 +58,7 @@ def template() -> dict[str, Any]:
 
 @pytest.fixture(scope="session")
 def definition(template: dict[str, Any]) -> dict[str, Any]:
-    from pipeline.template import get_att_logical_id, state_machine_definition
+    from thumbs.template import get_att_logical_id, state_machine_definition
 
     return state_machine_definition(
         template, lambda ref: f"arn:aws:lambda:us-east-1:123456789012:function:{get_att_logical_id(ref)}"

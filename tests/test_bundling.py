@@ -34,7 +34,7 @@ def test_bundle_pins_match_the_tested_constraints(function):
 def test_resize_bundle_is_built_for_lambda_arm64_without_docker(tmp_path):
     build_bundle("resize", tmp_path, "arm64")
     assert (tmp_path / "resize" / "handler.py").exists()
-    assert (tmp_path / "imaging" / "thumbnail.py").exists() and (tmp_path / "shell" / "__init__.py").exists()
+    assert (tmp_path / "imaging" / "thumbnail.py").exists() and (tmp_path / "awsio" / "__init__.py").exists()
     assert not (tmp_path / "validate").exists() and not (tmp_path / "record").exists()
     extensions = [p.name for p in (tmp_path / "PIL").glob("_imaging.*.so")]
     assert extensions and all("aarch64" in name and "cpython-314" in name for name in extensions)

@@ -6,14 +6,14 @@ import json
 
 import pytest
 
-from pipeline.cli import main
 from pipeline.config import PipelineConfig
-from pipeline.cost import count_transitions, estimate, load_prices, stages
+from thumbs.cli import main
+from thumbs.cost import count_transitions, estimate, load_prices, stages
 
 
 def test_transitions_are_counted_from_the_definition(definition):
     # Choice, Validate, Map, one Resize per size, Record: the StateEntered events of a real run
-    # (tests/test_aws_ops.py checks 7 against one).
+    # (tests/test_aws.py checks 7 against one).
     assert count_transitions(definition, 3) == 7
     assert count_transitions(definition, 5) == 9
     assert count_transitions(definition, 3, "Object Deleted") == 2  # Choice, Forget

@@ -10,13 +10,13 @@ from typing import Any
 
 import boto3
 import pytest
+from awsio import InvalidEvent, SourceChanged, SourceMissing, TransientError, thumbnail_key
 from botocore.exceptions import ClientError
 from imaging import CorruptImage, ImagingSettings, TooLarge, UnsupportedFormat
 from moto import mock_aws
 from PIL import Image
 from record.handler import build_record, publish_thumbnails, record, source_id
 from resize.handler import resize
-from shell import InvalidEvent, SourceChanged, SourceMissing, TransientError, thumbnail_key
 from validate.handler import validate
 
 from tests.images import encode, jpeg_with_orientation, photo

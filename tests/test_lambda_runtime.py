@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.lambda_runtime import FaultSwitch, FunctionSpec, LocalLambdaRuntime
+from thumbs.local.lambda_runtime import FaultSwitch, FunctionSpec, LocalLambdaRuntime
 
 TESTS = Path(__file__).resolve().parent
 

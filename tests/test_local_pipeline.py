@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from pipeline.cli import Session, main
-from pipeline.local_state import StateFolder
 from tests.images import encode, photo
+from thumbs.cli import main
+from thumbs.local.session import Session
+from thumbs.local.state import StateFolder
 
 ROOT = Path(__file__).resolve().parent.parent
 SIZES = (128, 256, 1024)
@@ -72,14 +73,14 @@ def test_executions_and_history_work_from_a_later_process(sample_run):
     _, state, _ = sample_run
     env = {**os.environ, "COLUMNS": "200"}
     listed = subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", "--state", str(state), "executions"],
+        [sys.executable, "-m", "thumbs", "--state", str(state), "executions"],
         capture_output=True, text=True, cwd=ROOT, env=env, check=True,
     ).stdout  # fmt: skip
     names = [e["name"] for e in StateFolder(state).executions()]
     assert len(names) == 6 and all(name[:8] in listed for name in names)
     assert "SUCCEEDED" in listed and "large-photo.jpg" in listed
     history = subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", "--state", str(state), "history", names[0]],
+        [sys.executable, "-m", "thumbs", "--state", str(state), "history", names[0]],
         capture_output=True, text=True, cwd=ROOT, env=env, check=True,
     ).stdout  # fmt: skip
     for expected in ("ExecutionStarted", "TaskStateEntered", "Validate", "ms"):
@@ -207,11 +208,11 @@ def test_serve_keeps_the_stack_up_for_boto3_clients(tmp_path):
 
     import boto3
 
-    from pipeline.local_stack import free_port
+    from thumbs.local.stack import free_port
 
     port = free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "pipeline.cli", "--state", str(tmp_path / "state"), "serve", "--port", str(port)],
+        [sys.executable, "-m", "thumbs", "--state", str(tmp_path / "state"), "serve", "--port", str(port)],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     try:
@@ -293,7 +294,7 @@ def test_faults_within_the_retry_budget_of_each_function_end_succeeded(tmp_path,
     ("fault", "error"), [("resize=transient:10@1", "TransientError"), ("record=transient:5", "TransientError")]
 )
 def test_faults_past_the_budget_of_resize_or_record_fail_then_replay_succeeds(tmp_path, fault, error):
-    from pipeline.lambda_runtime import FaultSwitch
+    from thumbs.local.lambda_runtime import FaultSwitch
 
     state = StateFolder(tmp_path / "state")
     with Session(state, faults=FaultSwitch.parse([fault])) as session:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import time
 
-from pipeline.local_stack import load_template, physical_names, sources_hash
-from pipeline.template import resources_of_type
+from thumbs.local.stack import physical_names
+from thumbs.template import load_template, resources_of_type, sources_hash
 
 
 def test_the_template_is_synthesized_once_and_cached_by_source_hash(tmp_path, template):

@@ -1,4 +1,4 @@
-"""Contract tests for every seam in pipeline/moto_internals.py: a moto upgrade that moves one fails here."""
+"""Contract tests for every seam in thumbs/local/moto_internals.py: a moto upgrade that moves one fails here."""
 
 from __future__ import annotations
 
@@ -10,10 +10,11 @@ import uuid
 import moto
 import pytest
 
-from pipeline import moto_internals
-from pipeline.local_stack import LocalStack, load_template
-from pipeline.local_state import StateFolder
 from tests.images import encode, photo
+from thumbs.local import moto_internals
+from thumbs.local.stack import LocalStack
+from thumbs.local.state import StateFolder
+from thumbs.template import load_template
 
 
 def test_moto_is_the_pinned_version():

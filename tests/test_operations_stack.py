@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from imaging import ConfigError
 
-from pipeline.template import resources_of_type
+from thumbs.template import resources_of_type
 
 
 def alarms(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -118,7 +118,7 @@ def test_express_logs_every_state_with_its_data(express_template):
 
 
 def test_express_records_failures_itself_and_standard_does_not(express_template, definition):
-    from pipeline.template import state_machine_definition
+    from thumbs.template import state_machine_definition
 
     express = state_machine_definition(express_template, lambda ref: "arn:aws:lambda:us-east-1:1:function:x")
     states = express["States"]

@@ -6,12 +6,12 @@ import json
 from typing import Any
 
 import pytest
+from awsio import CAUGHT_REJECTIONS
 from imaging import ConfigError
-from shell import CAUGHT_REJECTIONS
 
 from pipeline.stack import key_filter
-from pipeline.template import resources_of_type
 from pipeline.workflow import LAMBDA_SERVICE_ERRORS
+from thumbs.template import resources_of_type
 
 
 def only(template: dict[str, Any], resource_type: str) -> dict[str, Any]:

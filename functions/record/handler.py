@@ -37,7 +37,7 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from shell import (
+from awsio import (
     FAILED_STATUSES,
     FINISHED_STATUSES,
     OBJECT_CREATED,

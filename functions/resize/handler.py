@@ -16,8 +16,8 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from awsio import SourceObject, aws_call, aws_client, is_missing, read_source, staged_key, timed_stage
 from imaging import ImagingSettings, make_thumbnail, read_intermediate, thumbnail_from
-from shell import SourceObject, aws_call, aws_client, is_missing, read_source, staged_key, timed_stage
 
 logger = Logger()
 tracer = Tracer()

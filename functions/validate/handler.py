@@ -14,6 +14,16 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from awsio import (
+    aws_call,
+    aws_client,
+    head_source,
+    intermediate_key,
+    parse_object_created,
+    read_source,
+    thumbnail_key,
+    timed_stage,
+)
 from imaging import (
     ImageRejected,
     ImagingSettings,
@@ -26,16 +36,6 @@ from imaging import (
     upright_size,
 )
 from imaging.thumbnail import EXTENSIONS
-from shell import (
-    aws_call,
-    aws_client,
-    head_source,
-    intermediate_key,
-    parse_object_created,
-    read_source,
-    thumbnail_key,
-    timed_stage,
-)
 
 logger = Logger()
 tracer = Tracer()

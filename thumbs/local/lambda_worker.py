@@ -1,11 +1,11 @@
 """One warm Lambda worker: imports the handler once, then serves invocations until told to stop.
 
 Run by the local runtime as a plain script
-(``python lambda_worker.py module.function REPLY_FD ADDRESS_SPACE_LIMIT``) with
-the function's code folder as its working directory and only that function's environment,
-as Lambda runs a handler from /var/task. Requests arrive as JSON lines on stdin; replies go
-to the file descriptor REPLY_FD, so whatever the handler prints (Powertools logs, EMF metrics) stays
-the function's log and never corrupts the protocol.
+(``python -P lambda_worker.py module.function REPLY_FD ADDRESS_SPACE_LIMIT``) with
+the function's code folder as its working directory and on ``PYTHONPATH``, and only that
+function's environment, as Lambda runs a handler from /var/task. Requests arrive as JSON
+lines on stdin; replies go to the file descriptor REPLY_FD, so whatever the handler prints
+(Powertools logs, EMF metrics) stays the function's log and never corrupts the protocol.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import os
 import sys
 import time
 import traceback
-from pathlib import Path
 from typing import Any
 
 
@@ -52,7 +51,6 @@ def main() -> None:
     handler_path, reply_fd, backstop = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
     # A backstop only: the runtime enforces MemorySize on resident memory, as Lambda does.
     resource.setrlimit(resource.RLIMIT_AS, (backstop, backstop))
-    sys.path.insert(0, str(Path.cwd()))
     replies = os.fdopen(reply_fd, "w", buffering=1)
     init_error: dict[str, Any] | None = None
     try:

@@ -22,14 +22,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from shell import STAGED_DAYS
+from awsio import STAGED_DAYS
 
-from .config import PipelineConfig
+from pipeline.config import PipelineConfig
 
 PRICES = Path(__file__).with_name("prices.json")
 FULL_VCPU_MB = 1769
 
-# Measured on a 2-core x86 machine of the CI kind, one core, JPEG photos (README "Speed"):
+# Measured on a 2-core x86 machine of the CI kind, one core, JPEG photos (docs/performance.md):
 # validate = decode at the DCT scale for the largest size + the intermediate; resize = one
 # size cut from the intermediate and encoded. I/O is S3 and DynamoDB latency inside a region.
 MEASURED = {
@@ -172,10 +172,10 @@ def cmd_cost(args: Any, out: Any, cache_dir: Path) -> int:
     """``thumbs cost``: the definition from the template the local stack uses (synthesized once, cached)."""
     from rich.table import Table
 
-    from .app import project_context
-    from .config import CONTEXT_KEY
-    from .local_stack import load_template
-    from .template import state_machine_definition
+    from pipeline.app import project_context
+    from pipeline.config import CONTEXT_KEY
+
+    from .template import load_template, state_machine_definition
 
     if args.images < 0 or args.avg_mp <= 0 or args.retries < 0:
         raise ValueError("--images, --avg-mp and --retries must be positive")

@@ -19,6 +19,7 @@ each record holds the object exactly as its event described it, which rebuilds t
 
 from __future__ import annotations
 
+import argparse
 import json
 import time
 import uuid
@@ -28,7 +29,19 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from shell import FINISHED_STATUSES, OBJECT_CREATED, OBJECT_DELETED, STATUS_CHANGE, sequencer_order
+from awsio import (
+    FAILED_STATUSES,
+    FINISHED_STATUSES,
+    OBJECT_CREATED,
+    OBJECT_DELETED,
+    STATUS_CHANGE,
+    sequencer_order,
+)
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from .plain import to_json
+from .terminal import console, out, parse_since, print_history
 
 REQUIRED_OUTPUTS = ("StateMachineArn", "RecordsTableName", "DeadLetterQueueUrl", "RecordFunctionName")
 
@@ -73,14 +86,6 @@ class DeployedStack:
         if reference.startswith("arn:"):
             return reference
         return f"{self.state_machine_arn.replace(':stateMachine:', ':execution:')}:{reference}"
-
-
-def parse_since(text: str) -> timedelta:
-    """``30m``, ``24h``, ``7d``: how far back ``--since`` looks."""
-    units = {"m": "minutes", "h": "hours", "d": "days"}
-    if len(text) < 2 or text[-1] not in units or not text[:-1].isdigit() or int(text[:-1]) == 0:
-        raise ValueError(f"--since {text!r}: expected a number and a unit m, h or d, like 24h")
-    return timedelta(**{units[text[-1]]: int(text[:-1])})
 
 
 def list_executions(
@@ -152,8 +157,6 @@ def record_lookup(stack: DeployedStack, dynamodb: Any) -> RecordLookup:
 def _plain(item: dict[str, Any]) -> dict[str, Any]:
     """A low-level DynamoDB item as the plain values the local state folder keeps."""
     from boto3.dynamodb.types import TypeDeserializer
-
-    from .local_state import to_json
 
     return to_json(TypeDeserializer().deserialize({"M": item}))
 
@@ -365,3 +368,121 @@ def replay_summary(outcomes: list[Replayed], errors: list[str]) -> str:
         f"{counts['redriven']} redriven, {counts['restarted']} restarted as new executions, "
         f"{counts['skipped']} skipped, {len(errors)} error(s)"
     )
+
+
+# --- the commands: thumbs --stack NAME executions | history | replay | drain-dlq ------------------
+
+
+def _deployed(args: argparse.Namespace) -> DeployedStack:
+    import boto3
+
+    return DeployedStack.find(args.stack, boto3.Session(profile_name=args.profile, region_name=args.region))
+
+
+def _express_history(stack: DeployedStack) -> int:
+    group = stack.outputs.get("PipelineLogGroupName", "the state machine's log group")
+    out.print(
+        f"{stack.name} runs EXPRESS executions: Step Functions keeps no history to list or describe. "
+        f"Their history is CloudWatch Logs group {group} (e.g. aws logs tail {group} --since 1h); "
+        "failures are FAILED records, and `replay --failed` replays them."
+    )
+    return 2
+
+
+def cmd_executions(args: argparse.Namespace) -> int:
+    stack = _deployed(args)
+    if stack.express:
+        return _express_history(stack)
+    sfn = stack.client("stepfunctions")
+    since = parse_since(args.since) if args.since else None
+    found = list_executions(stack, sfn, (args.status,) if args.status else None, since)
+    shown = f" (showing {args.limit})" if len(found) > args.limit else ""
+    table = Table(title=f"{stack.name}: {len(found)} execution(s){shown}")
+    for column in ("name", "status", "started", "duration", "key", "error"):
+        table.add_column(column, overflow="fold")
+    for summary in reversed(found[: args.limit]):  # the newest LIMIT, newest last as locally
+        described = sfn.describe_execution(executionArn=summary["executionArn"])
+        detail = (json.loads(described.get("input") or "{}").get("detail") or {}).get("object", {})
+        stop = summary.get("stopDate")
+        table.add_row(
+            summary["name"],
+            summary["status"] + (f" (redriven {described['redriveCount']}x)" if described.get("redriveCount") else ""),
+            summary["startDate"].isoformat()[:19],
+            f"{(stop - summary['startDate']).total_seconds():.2f} s" if stop else "",
+            str(detail.get("key", ""))[:60],
+            described.get("error") or "",
+        )
+    out.print(table)
+    return 0
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    stack = _deployed(args)
+    if stack.express:
+        return _express_history(stack)
+    arn = stack.execution_arn(args.execution)
+    code = print_history(execution_with_history(stack.client("stepfunctions"), arn))
+    region = stack.session.region_name
+    out.print(
+        f"Console: https://{region}.console.aws.amazon.com/states/home?region={region}#/v2/executions/details/{arn}"
+    )
+    return code
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    stack = _deployed(args)
+    sfn = stack.client("stepfunctions")
+    targets: list[Any]
+    if stack.express:
+        if not args.failed:
+            return _express_history(stack)
+        since = parse_since(args.since or "14d")
+        targets = failed_records(stack, stack.client("dynamodb"), since)
+    elif args.failed:
+        since = parse_since(args.since or "14d")  # redrive reaches back 14 days at most
+        targets = [e["executionArn"] for e in list_executions(stack, sfn, FAILED_STATUSES, since)]
+    else:
+        targets = [stack.execution_arn(reference) for reference in args.executions]
+    lookup = record_lookup(stack, stack.client("dynamodb"))
+    outcomes: list[Replayed] = []
+    errors: list[str] = []
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
+    ) as progress:
+        task = progress.add_task(f"replaying at {args.rate:g}/s", total=len(targets))
+        for target in paced(targets, args.rate):
+            try:
+                if isinstance(target, dict):  # an EXPRESS workflow's FAILED record
+                    outcomes.append(replay_record(stack, sfn, target))
+                else:
+                    outcomes.append(replay(stack, sfn, target, lookup))
+            except (ClientError, BotoCoreError) as exc:  # one refusal must not stop a bulk replay
+                label = target["source_id"] if isinstance(target, dict) else target.rsplit(":", 1)[-1]
+                errors.append(f"{label}: {exc}")
+            progress.advance(task)
+    table = Table(title="Replayed")
+    for column in ("execution", "action", "now running as", "why"):
+        table.add_column(column, overflow="fold")
+    for outcome in outcomes:
+        table.add_row(
+            outcome.old_arn.rsplit(":", 1)[-1], outcome.action, outcome.arn.rsplit(":", 1)[-1], outcome.reason
+        )
+    out.print(table)
+    for error in errors:
+        out.print(f"[red]error[/red] {error}")
+    out.print(replay_summary(outcomes, errors))
+    return 1 if errors else 0
+
+
+def cmd_drain_dlq(args: argparse.Namespace) -> int:
+    stack = _deployed(args)
+    result, problems = drain_dead_letters(
+        stack, stack.client("sqs"), stack.client("stepfunctions"), stack.client("lambda"),
+        limit=args.limit, dry_run=args.dry_run,
+    )  # fmt: skip
+    for problem in problems:
+        out.print(f"[yellow]kept[/yellow] {problem}")
+    out.print(("Dry run: " if args.dry_run else "") + result.summary())
+    return 1 if result.left and not args.dry_run else 0

@@ -52,7 +52,7 @@ def check_version() -> None:
     if moto.__version__ != MOTO_VERSION:
         raise RuntimeError(
             f"the local stack is built against moto {MOTO_VERSION}, found {moto.__version__}; "
-            "update pipeline/moto_internals.py and its contract tests before moving the pin"
+            "update thumbs/local/moto_internals.py and its contract tests before moving the pin"
         )
 
 

@@ -14,8 +14,6 @@ What a later ``thumbs`` process needs from an earlier one lives here, as plain J
 
 from __future__ import annotations
 
-import datetime
-import decimal
 import hashlib
 import json
 import os
@@ -23,26 +21,13 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from ..plain import to_json
+
 DEFAULT_STATE = ".thumbs"
 
 
 def state_root(explicit: str | None = None) -> Path:
     return Path(explicit or os.environ.get("THUMBS_STATE") or DEFAULT_STATE)
-
-
-def to_json(value: Any) -> Any:
-    """DynamoDB and boto3 values (Decimal, datetime, bytes) as plain JSON."""
-    if isinstance(value, dict):
-        return {k: to_json(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set)):
-        return [to_json(v) for v in value]
-    if isinstance(value, decimal.Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, datetime.datetime):
-        return value.isoformat()
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    return value
 
 
 class StateFolder:

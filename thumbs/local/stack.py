@@ -9,7 +9,6 @@ processes) and the AWS CLI reach it through ``AWS_ENDPOINT_URL`` with boto3 unch
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
@@ -23,57 +22,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .. import FUNCTIONS_DIR
+from ..template import STACK_NAME, resources_of_type, state_machine_definition
 from . import moto_internals
 from .lambda_runtime import FaultSwitch, FunctionSpec, LocalLambdaRuntime
-from .template import resources_of_type, state_machine_definition
 
-ROOT = Path(__file__).resolve().parent.parent
-FUNCTIONS_DIR = ROOT / "functions"
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
-SOURCES = ("app.py", "cdk.json", "pipeline", "functions")
-
-
-# --- the template ---------------------------------------------------------------------------
-
-
-def sources_hash() -> str:
-    """A hash of everything the template is built from."""
-    digest = hashlib.sha256()
-    for name in SOURCES:
-        path = ROOT / name
-        files = [path] if path.is_file() else sorted(p for p in path.rglob("*.py") if "__pycache__" not in p.parts)
-        for file in files + ([p for p in path.rglob("requirements.txt")] if path.is_dir() else []):
-            digest.update(str(file.relative_to(ROOT)).encode())
-            digest.update(file.read_bytes())
-    return digest.hexdigest()[:16]
-
-
-def load_template(
-    cache_dir: Path, stack_name: str = "ThumbnailPipeline", cdk_out: Path = ROOT / "cdk.out"
-) -> dict[str, Any]:
-    """``cdk.out``'s template when it is newer than every source; else synthesize once and cache by hash."""
-    built = cdk_out / f"{stack_name}.template.json"
-    newest_source = max(
-        p.stat().st_mtime
-        for name in SOURCES
-        for p in ([ROOT / name] if (ROOT / name).is_file() else (ROOT / name).rglob("*"))
-        if p.is_file() and "__pycache__" not in p.parts
-    )
-    if built.exists() and built.stat().st_mtime >= newest_source:
-        return json.loads(built.read_text())
-    cached = cache_dir / f"template-{sources_hash()}.json"
-    if cached.exists():
-        return json.loads(cached.read_text())
-    from aws_cdk.assertions import Template
-
-    from .app import build_app
-
-    _, stack = build_app(outdir=None, context={"aws:cdk:bundling-stacks": []})
-    template = Template.from_stack(stack).to_json()
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    cached.write_text(json.dumps(template))
-    return template
 
 
 # --- names for the template's resources ------------------------------------------------------
@@ -152,7 +107,7 @@ class LocalStack:
         *,
         port: int | None = None,
         faults: FaultSwitch | None = None,
-        stack_name: str = "ThumbnailPipeline",
+        stack_name: str = STACK_NAME,
         on_execution_end: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         self.template = template

@@ -1,8 +1,10 @@
-"""The imperative shell the three handlers share: the S3 event, AWS errors, and the key scheme.
+"""What the handlers share about AWS: the S3 event, AWS error mapping, the key scheme, the status names.
 
-The imaging core stays free of AWS; everything here knows about S3 and DynamoDB but not
-about pixels. Exception class names are matched by the state machine (Retry and Catch), so
-they are part of the deployed contract.
+This is the imperative shell around the imaging core ("functional core, imperative shell"):
+the core stays free of AWS; everything here knows about S3 and DynamoDB but not about
+pixels. The stack (``pipeline/``) and the ``thumbs`` tool import the same names, so an event
+type, a ``_work/`` prefix or a status is spelled in one place. Exception class names are
+matched by the state machine (Retry and Catch), so they are part of the deployed contract.
 """
 
 from __future__ import annotations

@@ -118,8 +118,10 @@ class _Worker:
         self.spec = spec
         read_fd, write_fd = os.pipe()
         backstop = spec.memory_mb * ADDRESS_SPACE_BACKSTOP * 1024 * 1024 + 2 * 1024**3
+        # -P: the worker's own folder is not on sys.path; PYTHONPATH (environment_for) puts
+        # the code folder there instead, as Lambda puts /var/task.
         self.process = subprocess.Popen(
-            [sys.executable, str(WORKER_SCRIPT), spec.handler, str(write_fd), str(backstop)],
+            [sys.executable, "-P", str(WORKER_SCRIPT), spec.handler, str(write_fd), str(backstop)],
             cwd=code_dir,
             env=environment,
             stdin=subprocess.PIPE,
@@ -208,6 +210,9 @@ class LocalLambdaRuntime:
             "AWS_LAMBDA_FUNCTION_NAME": spec.name,
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory_mb),
             "AWS_LAMBDA_FUNCTION_TIMEOUT": str(spec.timeout_seconds),
+            # The function's code is importable from its root, as from /var/task on Lambda.
+            "LAMBDA_TASK_ROOT": str(self.code_dir),
+            "PYTHONPATH": str(self.code_dir),
         }
 
     def _spawn(self, spec: FunctionSpec) -> _Worker:

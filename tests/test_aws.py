@@ -16,13 +16,14 @@ import boto3
 import pytest
 from botocore.stub import ANY, Stubber
 
-from pipeline import aws_ops
-from pipeline.cli import main
-from pipeline.cost import count_transitions
-from pipeline.lambda_runtime import FaultSwitch
-from pipeline.local_stack import LocalStack, load_template
-from pipeline.local_state import StateFolder
 from tests.images import encode, photo
+from thumbs import aws
+from thumbs.cli import main
+from thumbs.cost import count_transitions
+from thumbs.local.lambda_runtime import FaultSwitch
+from thumbs.local.stack import LocalStack
+from thumbs.local.state import StateFolder
+from thumbs.template import load_template
 
 STACK = "ThumbnailPipeline"
 
@@ -56,11 +57,11 @@ def record_of(stack, key: str) -> dict:
 
 
 def test_the_stack_is_found_by_its_outputs(deployed):
-    found = aws_ops.DeployedStack.find(STACK, boto3.Session(region_name="us-east-1"))
+    found = aws.DeployedStack.find(STACK, boto3.Session(region_name="us-east-1"))
     assert found.state_machine_arn == deployed.state_machine_arn
     assert found.outputs["RecordsTableName"] == deployed.table_name
     with pytest.raises(LookupError, match="no CloudFormation stack 'Nope'"):
-        aws_ops.DeployedStack.find("Nope", boto3.Session(region_name="us-east-1"))
+        aws.DeployedStack.find("Nope", boto3.Session(region_name="us-east-1"))
 
 
 def test_executions_history_and_replay_of_a_failed_run(deployed, capsys):
@@ -96,7 +97,7 @@ def test_executions_history_and_replay_of_a_failed_run(deployed, capsys):
 
 def test_drain_dlq_starts_lost_uploads_records_lost_failures_and_keeps_the_rest(deployed, capsys):
     s3, sqs = boto3.client("s3"), boto3.client("sqs")
-    queue = aws_ops.DeployedStack.find(STACK, boto3.Session(region_name="us-east-1")).outputs["DeadLetterQueueUrl"]
+    queue = aws.DeployedStack.find(STACK, boto3.Session(region_name="us-east-1")).outputs["DeadLetterQueueUrl"]
     s3.put_object(Bucket=deployed.upload_bucket, Key="lost.jpg", Body=encode(photo(), "JPEG"))
     before = len(deployed.ended)
     deployed.wait_for_executions(before + 1, timeout=120)  # this one ran; the DLQ copy must not run it again ...
@@ -151,9 +152,9 @@ def described(status: str, **extra) -> dict:
     }  # fmt: skip
 
 
-def stubbed() -> tuple[aws_ops.DeployedStack, object, Stubber]:
+def stubbed() -> tuple[aws.DeployedStack, object, Stubber]:
     session = boto3.Session(region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
-    stack = aws_ops.DeployedStack(STACK, {"StateMachineArn": described("FAILED")["stateMachineArn"]}, session)
+    stack = aws.DeployedStack(STACK, {"StateMachineArn": described("FAILED")["stateMachineArn"]}, session)
     sfn = session.client("stepfunctions", endpoint_url="https://states.us-east-1.amazonaws.com")
     return stack, sfn, Stubber(sfn)
 
@@ -167,9 +168,9 @@ def test_a_redrivable_execution_is_redriven_and_keeps_its_arn():
         {"executionArn": ARN, "clientToken": ANY},
     )
     with stub:
-        outcome = aws_ops.replay(stack, sfn, ARN)
+        outcome = aws.replay(stack, sfn, ARN)
     stub.assert_no_pending_responses()
-    assert outcome == aws_ops.Replayed(ARN, "redriven", ARN, "resumes at the failed state")
+    assert outcome == aws.Replayed(ARN, "redriven", ARN, "resumes at the failed state")
 
 
 def test_an_execution_past_redrive_starts_anew_linked_to_the_old_one():
@@ -188,7 +189,7 @@ def test_an_execution_past_redrive_starts_anew_linked_to_the_old_one():
         {"stateMachineArn": stack.state_machine_arn, "name": ANY, "input": expected_input},
     )
     with stub:
-        outcome = aws_ops.replay(stack, sfn, ARN)
+        outcome = aws.replay(stack, sfn, ARN)
     assert outcome.action == "restarted" and outcome.arn == new_arn and outcome.reason == reason
 
 
@@ -197,8 +198,8 @@ def test_running_and_succeeded_executions_are_not_replayed():
     stub.add_response("describe_execution", described("RUNNING"), {"executionArn": ARN})
     stub.add_response("describe_execution", described("SUCCEEDED"), {"executionArn": ARN})
     with stub:
-        assert aws_ops.replay(stack, sfn, ARN).action == "skipped"
-        assert aws_ops.replay(stack, sfn, ARN).action == "skipped"
+        assert aws.replay(stack, sfn, ARN).action == "skipped"
+        assert aws.replay(stack, sfn, ARN).action == "skipped"
 
 
 def test_bulk_replays_are_paced():
@@ -208,21 +209,21 @@ def test_bulk_replays_are_paced():
         slept.append(seconds)
         now[0] += seconds
 
-    started = [now[0] for _ in aws_ops.paced(list(range(5)), per_second=2, sleep=sleep, clock=lambda: now[0])]
+    started = [now[0] for _ in aws.paced(list(range(5)), per_second=2, sleep=sleep, clock=lambda: now[0])]
     assert started == [100.0, 100.5, 101.0, 101.5, 102.0] and len(slept) == 4
     with pytest.raises(ValueError, match="--rate"):
-        list(aws_ops.paced([1], per_second=0))
+        list(aws.paced([1], per_second=0))
 
 
 @pytest.mark.parametrize(("text", "hours"), [("30m", 0.5), ("24h", 24), ("7d", 168)])
 def test_since_reads_minutes_hours_and_days(text, hours):
-    assert aws_ops.parse_since(text).total_seconds() == hours * 3600
+    assert aws.parse_since(text).total_seconds() == hours * 3600
 
 
 @pytest.mark.parametrize("bad", ["24", "h", "0h", "-1d", "3w"])
 def test_a_bad_since_is_refused(bad):
     with pytest.raises(ValueError, match="--since"):
-        aws_ops.parse_since(bad)
+        aws.parse_since(bad)
 
 
 def test_no_credentials_is_a_clear_error_not_a_traceback(monkeypatch, tmp_path, capsys):
@@ -238,10 +239,10 @@ def test_no_credentials_is_a_clear_error_not_a_traceback(monkeypatch, tmp_path, 
 
 def test_an_express_stack_replays_its_failures_from_the_records(deployed, capsys):
     """EXPRESS keeps no listable history: the FAILED record rebuilds the event, and a new run succeeds."""
-    from shell import parse_object_created
+    from awsio import parse_object_created
 
-    found = aws_ops.DeployedStack.find(STACK, boto3.Session(region_name="us-east-1"))
-    express = aws_ops.DeployedStack(STACK, {**found.outputs, "WorkflowType": "EXPRESS"}, found.session)
+    found = aws.DeployedStack.find(STACK, boto3.Session(region_name="us-east-1"))
+    express = aws.DeployedStack(STACK, {**found.outputs, "WorkflowType": "EXPRESS"}, found.session)
     s3 = boto3.client("s3")
     s3.put_object(Bucket=deployed.upload_bucket, Key="express/failed.jpg", Body=encode(photo(), "JPEG"))
     before = len(deployed.ended)
@@ -251,14 +252,14 @@ def test_an_express_stack_replays_its_failures_from_the_records(deployed, capsys
     failed = {**{k: v for k, v in item.items()}, "status": "FAILED", "execution_arn": "arn:aws:states:express:lost"}
     boto3.resource("dynamodb").Table(deployed.table_name).put_item(Item=failed)
 
-    (listed,) = [r for r in aws_ops.failed_records(express, boto3.client("dynamodb"), aws_ops.parse_since("1h"))
+    (listed,) = [r for r in aws.failed_records(express, boto3.client("dynamodb"), aws.parse_since("1h"))
                  if r["key"] == "express/failed.jpg"]  # fmt: skip
-    event = aws_ops.event_from_record(listed, "us-east-1")
+    event = aws.event_from_record(listed, "us-east-1")
     source = parse_object_created(event, deployed.upload_bucket)
     assert (source.key, source.etag, source.sequencer, source.size) == (
         item["key"], item["etag"], item["sequencer"], int(item["size"])
     )  # fmt: skip
-    outcome = aws_ops.replay_record(express, boto3.client("stepfunctions"), listed)
+    outcome = aws.replay_record(express, boto3.client("stepfunctions"), listed)
     assert outcome.action == "restarted" and outcome.old_arn == "arn:aws:states:express:lost"
     assert deployed.wait_for_executions(before + 2, timeout=120)
     replayed = record_of(deployed, "express/failed.jpg")
@@ -267,12 +268,12 @@ def test_an_express_stack_replays_its_failures_from_the_records(deployed, capsys
 
 def test_a_deletion_record_replays_as_a_deletion():
     record = {"bucket": "b", "key": "k", "sequencer": "0A", "event_time": "2026-11-29T00:00:00+00:00", "etag": ""}
-    event = aws_ops.event_from_record(record, "us-east-1")
+    event = aws.event_from_record(record, "us-east-1")
     assert event["detail-type"] == "Object Deleted" and "etag" not in event["detail"]["object"]
 
 
 def test_history_commands_on_an_express_stack_point_to_its_logs(deployed, capsys):
-    found = aws_ops.DeployedStack.find(STACK, boto3.Session(region_name="us-east-1"))
+    found = aws.DeployedStack.find(STACK, boto3.Session(region_name="us-east-1"))
     outputs = {**found.outputs, "WorkflowType": "EXPRESS"}
     body = {"Resources": {}, "Outputs": {k: {"Value": v} for k, v in outputs.items()}}
     boto3.client("cloudformation").create_stack(StackName="ExpressCopy", TemplateBody=json.dumps(body))
@@ -283,7 +284,7 @@ def test_history_commands_on_an_express_stack_point_to_its_logs(deployed, capsys
 
 
 def test_a_run_whose_record_is_already_finished_is_skipped_not_rerun():
-    from shell import sequencer_order
+    from awsio import sequencer_order
 
     stack, sfn, stub = stubbed()
     event = {
@@ -305,8 +306,8 @@ def test_a_run_whose_record_is_already_finished_is_skipped_not_rerun():
     older = {"status": "SUCCEEDED", "sequencer_order": sequencer_order("0A"), "execution_arn": "arn:x:earlier"}
     asked: list[str] = []
     with stub:
-        skipped = aws_ops.replay(stack, sfn, ARN, lambda source_id: asked.append(source_id) or newer)
-        redriven = aws_ops.replay(stack, sfn, ARN, lambda source_id: older)  # an older upload's record: not this one
+        skipped = aws.replay(stack, sfn, ARN, lambda source_id: asked.append(source_id) or newer)
+        redriven = aws.replay(stack, sfn, ARN, lambda source_id: older)  # an older upload's record: not this one
     assert asked == ["s3://up/a.jpg"]
     assert skipped.action == "skipped" and "already SUCCEEDED (by later)" in skipped.reason
     assert redriven.action == "redriven"

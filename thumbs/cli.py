@@ -1,0 +1,141 @@
+"""``thumbs``: run the synthesized pipeline on this machine, inspect its executions, replay failures.
+
+    thumbs run [PATH ...] [--out DIR] [--fault FUNCTION=KIND[:N]]
+    thumbs executions [--status S]
+    thumbs history EXECUTION
+    thumbs replay EXECUTION ... | --failed [--since 24h]
+    thumbs serve [--port P]
+    thumbs cost --images N [--avg-mp M]
+
+Every command that runs the pipeline deploys the same CloudFormation template ``cdk deploy``
+would, on moto, with the handler code run by the local Lambda runtime (``thumbs/local/``).
+With ``--stack NAME`` (and ``--profile``/``--region`` or the usual AWS environment),
+``executions``, ``history``, ``replay`` and ``drain-dlq`` work on a deployed stack instead
+(``thumbs/aws.py``).
+
+This module only parses arguments and hands over: each engine is imported when a command
+needs it, so ``thumbs cost`` never loads moto and ``--stack`` never starts a local stack.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .terminal import console, out
+
+STACK_COMMANDS = ("executions", "history", "replay", "drain-dlq")  # the rest run locally (cost: anywhere)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="thumbs", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--state", help="local state folder (default: $THUMBS_STATE or .thumbs)")
+    parser.add_argument("--stack", help="work on this deployed CloudFormation stack instead of the local one")
+    parser.add_argument("--profile", help="AWS profile for --stack (default: the environment's credentials)")
+    parser.add_argument("--region", help="AWS region for --stack (default: the profile's or AWS_REGION)")
+    commands = parser.add_subparsers(dest="command", required=True)
+    fault_help = (
+        "inject a fault: FUNCTION=KIND[:COUNT][@SKIP], KIND one of transient, throttle, timeout, oom; "
+        "SKIP invocations pass first (repeatable)"
+    )
+
+    run = commands.add_parser("run", help="upload images and run the pipeline on them")
+    run.add_argument("paths", nargs="*", help="files or folders (default: generated samples)")
+    run.add_argument("--out", default="thumbs-out", help="where thumbnails and records.jsonl go (default: thumbs-out)")
+    run.add_argument("--fault", action="append", default=[], help=fault_help)
+
+    executions = commands.add_parser("executions", help="list executions, newest last")
+    executions.add_argument("--status", choices=["RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"])
+    executions.add_argument("--since", help="with --stack: only executions started within, e.g. 24h")
+    executions.add_argument("--limit", type=int, default=50, help="with --stack: rows to show (default 50)")
+
+    history = commands.add_parser("history", help="one execution's events, with durations, retries and errors")
+    history.add_argument("execution", help="execution ARN, name, or a unique prefix of the name")
+
+    replay = commands.add_parser("replay", help="run executions' input again through the pipeline")
+    replay.add_argument("executions", nargs="*")
+    replay.add_argument("--failed", action="store_true", help="replay every FAILED (TIMED_OUT, ABORTED) execution")
+    replay.add_argument("--since", help="with --failed: only executions started within, e.g. 24h")
+    replay.add_argument("--rate", type=float, default=5.0, help="with --stack: replays per second (default 5)")
+    replay.add_argument("--fault", action="append", default=[], help=fault_help)
+
+    serve = commands.add_parser("serve", help="keep the local stack up for the AWS CLI and boto3")
+    serve.add_argument("--port", type=int, default=4566)
+    serve.add_argument("--fault", action="append", default=[], help=fault_help)
+
+    drain = commands.add_parser("drain-dlq", help="with --stack: start what dead-lettered events should have started")
+    drain.add_argument("--limit", type=int, help="at most this many messages")
+    drain.add_argument("--dry-run", action="store_true", help="only read the queue and say what would happen")
+
+    cost = commands.add_parser("cost", help="monthly cost per component, Standard and Express side by side")
+    cost.add_argument("--images", type=int, required=True, help="images uploaded per month")
+    cost.add_argument("--avg-mp", type=float, default=12.0, help="average megapixels per image (default 12)")
+    cost.add_argument("--retries", type=float, default=0.0, help="average retried tasks per image (default 0)")
+    cost.add_argument("--prices", help="a JSON file overriding prices (see thumbs/prices.json)")
+    return parser
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    """The arguments, with every check that needs no work done first; a bad one exits 2 with usage."""
+    from .local.lambda_runtime import FaultSwitch
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "replay" and not (args.failed or args.executions):
+        parser.error("replay needs EXECUTION names or --failed")
+    try:
+        FaultSwitch.parse(getattr(args, "fault", []))
+    except ValueError as exc:
+        parser.error(str(exc))
+    if args.command == "drain-dlq" and not args.stack:
+        parser.error("drain-dlq needs --stack: the local stack delivers events without a queue")
+    if args.stack and args.command not in (*STACK_COMMANDS, "cost"):
+        parser.error(f"{args.command} runs locally; --stack works with {', '.join(STACK_COMMANDS)}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse, then hand over to the engine the command needs; AWS and lookup errors end in one line."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from .local.state import StateFolder, state_root
+
+    args = parse(argv)
+    try:
+        if args.command == "cost":
+            from .cost import cmd_cost
+
+            return cmd_cost(args, out, StateFolder(state_root(args.state)).cache_dir)
+        if args.stack:
+            from . import aws
+
+            on_aws = {
+                "executions": aws.cmd_executions,
+                "history": aws.cmd_history,
+                "replay": aws.cmd_replay,
+                "drain-dlq": aws.cmd_drain_dlq,
+            }
+            return on_aws[args.command](args)
+        from .local import commands
+
+        local = {
+            "run": commands.cmd_run,
+            "executions": commands.cmd_executions,
+            "history": commands.cmd_history,
+            "replay": commands.cmd_replay,
+            "serve": commands.cmd_serve,
+        }
+        return local[args.command](args, StateFolder(state_root(args.state)))
+    except ValueError as exc:
+        console.print(f"thumbs: {exc}")
+        return 2
+    except (BotoCoreError, ClientError) as exc:  # no credentials, access denied: say so, no traceback
+        console.print(f"thumbs: AWS said: {exc}")
+        return 2
+    except LookupError as exc:
+        console.print(f"thumbs: {exc}")
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,200 @@
+"""The local commands: ``thumbs run``, ``executions``, ``history``, ``replay`` and ``serve``.
+
+Each one that runs the pipeline deploys the synthesized template on moto for the length of
+the command (:class:`~thumbs.local.session.Session`); ``executions`` and ``history`` only
+read the state folder, so they answer at once from a later process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+import uuid
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from rich.table import Table
+
+from ..terminal import console, duration, out, parse_since, print_history
+from .lambda_runtime import FaultSwitch
+from .session import Session
+from .stack import LocalStack
+from .state import StateFolder
+
+SKIPPED_SUFFIXES = (".md", ".json", ".txt")  # documentation next to images (e.g. a corpus manifest)
+
+
+def files_under(paths: list[Path]) -> list[tuple[str, Path]]:
+    """(key, file) for every file under ``paths``; keys are paths relative to each argument."""
+    found = []
+    for path in paths:
+        if path.is_file():
+            found.append((path.name, path))
+            continue
+        if not path.is_dir():
+            raise SystemExit(f"thumbs: {path} is neither a file nor a folder")
+        for file in sorted(path.rglob("*")):
+            relative = file.relative_to(path)
+            if (
+                file.is_file()
+                and not any(p.startswith(".") for p in relative.parts)
+                and file.suffix not in SKIPPED_SUFFIXES
+            ):
+                found.append((relative.as_posix(), file))
+    return found
+
+
+def cmd_run(args: argparse.Namespace, state: StateFolder) -> int:
+    if args.paths:
+        files = files_under([Path(p) for p in args.paths])
+    else:
+        from .samples import write_samples
+
+        files = [(p.name, p) for p in write_samples(state.samples_dir)]
+        console.print(f"No PATH given: running on {len(files)} generated samples in {state.samples_dir}")
+    started = time.monotonic()
+    with Session(state, faults=FaultSwitch.parse(args.fault)) as session:
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            list(pool.map(lambda kf: session.upload(kf[0], kf[1].read_bytes()), files))
+        expected = session.stack.started_executions
+        finished = session.wait(expected, f"{len(files)} uploads")
+        records = session.save_records()
+        ours = {key for key, _ in files}
+        records = [r for r in records if r["key"] in ours and r["bucket"] == session.stack.upload_bucket]
+        _write_outputs(session.stack, records, Path(args.out))
+        report = session.function_report()
+        (Path(args.out) / "report.json").write_text(json.dumps({"functions": report}, indent=1))
+    elapsed = time.monotonic() - started
+    return _summarise(records, report, finished, elapsed, Path(args.out))
+
+
+def _write_outputs(stack: LocalStack, records: list[dict[str, Any]], folder: Path) -> None:
+    s3 = stack.client("s3")
+    folder.mkdir(parents=True, exist_ok=True)
+    root = folder.resolve()
+
+    def download(key: str) -> None:
+        target = folder / key
+        if not target.resolve().is_relative_to(root):
+            return  # a key with '..' in it stays in the bucket; the record still names it
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(s3.get_object(Bucket=stack.thumbnail_bucket, Key=key)["Body"].read())
+
+    keys = [thumb["key"] for record in records for thumb in record.get("thumbnails", [])]
+    with ThreadPoolExecutor(max_workers=8) as pool:  # the loopback server answers in parallel
+        list(pool.map(download, keys))
+    with (folder / "records.jsonl").open("w") as handle:
+        for record in sorted(records, key=lambda r: r["key"]):
+            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+
+def _summarise(
+    records: list[dict[str, Any]], report: dict[str, dict[str, Any]], finished: bool, elapsed: float, folder: Path
+) -> int:
+    counts = Counter(r["status"] for r in records)
+    table = Table(title=f"{len(records)} objects in {elapsed:.1f} s")
+    for column in ("succeeded", "rejected", "failed"):
+        table.add_column(column, justify="right")
+    table.add_row(str(counts["SUCCEEDED"]), str(counts["REJECTED"]), str(counts["FAILED"]))
+    out.print(table)
+    problems = [r for r in records if r["status"] != "SUCCEEDED"]
+    if problems:
+        reasons = Table(title="Not thumbnailed")
+        for column in ("key", "status", "code", "message"):
+            reasons.add_column(column, overflow="fold")
+        for record in sorted(problems, key=lambda r: r["key"]):
+            error = record.get("error") or {}
+            reasons.add_row(record["key"][:80], record["status"], error.get("code", ""), error.get("message", "")[:120])
+        out.print(reasons)
+    usage = ", ".join(
+        f"{name} {r['invocations']}x, max {r['max_memory_used_mb']:.0f}/{r['memory_size_mb']} MB"
+        for name, r in report.items()
+    )
+    out.print(f"Lambda: {usage}")
+    out.print(f"Thumbnails: {folder}/   Records: {folder / 'records.jsonl'}   Report: {folder / 'report.json'}")
+    if not finished:
+        console.print("[red]Some executions did not finish in time.[/red]")
+        return 2
+    return 1 if counts["FAILED"] else 0
+
+
+def cmd_executions(args: argparse.Namespace, state: StateFolder) -> int:
+    table = Table()
+    for column in ("name", "status", "started", "duration", "key", "error"):
+        table.add_column(column, overflow="fold")
+    for execution in state.executions(args.status):
+        detail = ((execution.get("input") or {}).get("detail") or {}).get("object", {})
+        table.add_row(
+            execution["name"],
+            execution["status"],
+            execution["startDate"][:19],
+            duration(execution["startDate"], execution.get("stopDate")),
+            str(detail.get("key", ""))[:60],
+            execution.get("error") or "",
+        )
+    out.print(table)
+    return 0
+
+
+def cmd_history(args: argparse.Namespace, state: StateFolder) -> int:
+    return print_history(state.find_execution(args.execution))
+
+
+def cmd_replay(args: argparse.Namespace, state: StateFolder) -> int:
+    if args.failed:
+        targets = state.executions("FAILED")
+        if args.since:
+            cutoff = datetime.now(UTC) - parse_since(args.since)
+            targets = [t for t in targets if datetime.fromisoformat(t["startDate"]) >= cutoff]
+    else:
+        targets = [state.find_execution(reference) for reference in args.executions]
+    if not targets:
+        out.print("Nothing to replay.")
+        return 0
+    with Session(state, faults=FaultSwitch.parse(args.fault)) as session:
+        sfn = session.stack.client("stepfunctions")
+        started = []
+        for execution in targets:
+            name = str(uuid.uuid4())
+            sfn.start_execution(
+                stateMachineArn=session.stack.state_machine_arn, name=name, input=json.dumps(execution["input"])
+            )
+            started.append((execution, name))
+        session.wait(len(started), f"replaying {len(started)}")
+        records = {r["source_id"]: r for r in session.save_records()}
+    table = Table(title="Replayed")
+    for column in ("replay of", "new execution", "status", "record"):
+        table.add_column(column, overflow="fold")
+    worst = 0
+    for old, name in started:
+        new = state.find_execution(name)
+        new["replayOf"] = old["executionArn"]
+        state.save_execution(new)
+        detail = old["input"]["detail"]
+        record = records.get(f"s3://{detail['bucket']['name']}/{detail['object']['key']}", {})
+        table.add_row(old["name"], name, new["status"], record.get("status", "-"))
+        worst = max(worst, 1 if new["status"] != "SUCCEEDED" else 0)
+    out.print(table)
+    return worst
+
+
+def cmd_serve(args: argparse.Namespace, state: StateFolder) -> int:
+    with Session(state, port=args.port, faults=FaultSwitch.parse(args.fault)) as session:
+        stack = session.stack
+        aws = f"aws --endpoint-url {stack.endpoint}"
+        out.print(f"Local stack on {stack.endpoint} (Ctrl-C to stop). Try:")
+        out.print(f"  {aws} s3 cp photo.jpg s3://{stack.upload_bucket}/")
+        out.print(f"  {aws} stepfunctions list-executions --state-machine-arn {stack.state_machine_arn}")
+        out.print(f"  {aws} dynamodb scan --table-name {stack.table_name}")
+        out.print(f"  {aws} s3 ls --recursive s3://{stack.thumbnail_bucket}/")
+        try:
+            while True:
+                time.sleep(2)
+                session.save_records()
+        except KeyboardInterrupt:
+            out.print("Stopping.")
+    return 0
