@@ -27,7 +27,7 @@ LOG_RETENTION_NAMES = {
 
 @dataclass(frozen=True)
 class FunctionSizing:
-    """Memory and timeout of one function; see the README's measurements for where they come from."""
+    """Memory and timeout of one function; see docs/performance.md (Memory) for where they come from."""
 
     memory_mb: int
     timeout_seconds: int
@@ -41,7 +41,7 @@ class FunctionSizing:
 
 @dataclass(frozen=True)
 class AlarmSettings:
-    """When the alarms fire, and who hears: see pipeline/observability.py and the README runbook."""
+    """When the alarms fire, and who hears: see pipeline/observability.py and the runbook in docs/operating.md."""
 
     email: str = ""
     failed_executions: int = 1

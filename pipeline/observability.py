@@ -1,6 +1,6 @@
 """What an operator watches: one dashboard, four alarms, and the SNS topic the alarms page.
 
-Every alarm answers one question with one runbook entry (README, "Runbook"):
+Every alarm answers one question with one runbook entry (docs/operating.md, "Runbook"):
 
 * ``FailedExecutions``: runs ended FAILED, TIMED_OUT or ABORTED (an outage, not a bad image:
   bad images are REJECTED and succeed). Inspect with ``thumbs history``, then ``thumbs replay``.
@@ -92,7 +92,7 @@ class Observability(Construct):
             alarm = cw.Alarm(
                 self,
                 name,
-                alarm_description=f"Thumbnail pipeline: {what}. See the README's runbook, '{name}'.",
+                alarm_description=f"Thumbnail pipeline: {what}. See the runbook in docs/operating.md, '{name}'.",
                 metric=metric,
                 threshold=threshold,
                 evaluation_periods=1,
