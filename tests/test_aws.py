@@ -74,25 +74,27 @@ def test_executions_history_and_replay_of_a_failed_run(deployed, capsys):
     assert code == 0 and history.count("LambdaFunctionFailed") == 5 and "Execution failed: TransientError" in history
     assert "console.aws.amazon.com/states/home?region=us-east-1#/v2/executions/details/" in history
 
-    # moto reports no redriveStatus, as AWS does for a run that cannot be redriven: a new execution
+    # The local stack redrives as AWS does: the same execution resumes at the state that failed.
     code, replayed = thumbs(capsys, "replay", "--failed", "--since", "1h", "--rate", "20")
-    assert code == 0 and "restarted" in replayed
-    assert "0 redriven, 1 restarted as new executions, 0 skipped, 0 error(s)" in replayed
+    assert code == 0 and "1 redriven, 0 restarted as new executions, 0 skipped, 0 error(s)" in replayed
     assert deployed.wait_for_executions(2, timeout=120)
     record = record_of(deployed, "a photo.jpg")
-    assert record["status"] == "SUCCEEDED" and record["replay_of"] == failed["executionArn"]
-    assert record["execution_arn"] != failed["executionArn"] and "-replay-" in record["execution_arn"]
+    assert record["status"] == "SUCCEEDED" and record["execution_arn"] == failed["executionArn"]
+    assert "replay_of" not in record
 
-    # the transitions `thumbs cost` counts are the states this real run entered
+    # the transitions `thumbs cost` counts are the states a run enters: those that completed before
+    # the redrive, and those entered after it
     sfn = boto3.client("stepfunctions")
-    events = sfn.get_execution_history(executionArn=record["execution_arn"], maxResults=1000)["events"]
-    entered = [e for e in events if e["type"].endswith("StateEntered")]
+    events = sfn.get_execution_history(executionArn=failed["executionArn"], maxResults=1000)["events"]
+    (redrive,) = [i for i, e in enumerate(events) if e["type"] == "ExecutionRedriven"]
+    before = [e for e in events[:redrive] if e["type"].endswith("StateExited")]
+    after = [e for e in events[redrive:] if e["type"].endswith("StateEntered")]
     definition = json.loads(sfn.describe_state_machine(stateMachineArn=deployed.state_machine_arn)["definition"])
-    assert len(entered) == count_transitions(definition, 3) == 7
+    assert len(before) + len(after) == count_transitions(definition, 3) == 7
 
-    # The replayed run stays FAILED in Step Functions; a second bulk replay sees its record and skips it.
-    code, again = thumbs(capsys, "replay", "--failed", "--since", "1h")
-    assert code == 0 and "0 restarted as new executions, 1 skipped" in again and "already SUCCEEDED" in again
+    # A redriven run that succeeded is not replayed again.
+    code, again = thumbs(capsys, "replay", name)
+    assert code == 0 and "0 redriven, 0 restarted as new executions, 1 skipped" in again and "it succeeded" in again
 
 
 def test_drain_dlq_starts_lost_uploads_records_lost_failures_and_keeps_the_rest(deployed, capsys):

@@ -121,12 +121,13 @@ def test_faults_past_the_budget_fail_are_recorded_and_replay_finishes_the_job(tm
     assert failed_attempts(failed, "TransientError") == 5, [e["type"] for e in failed["events"]]
 
     replay_code = thumbs(tmp_path / "state", "replay", "--failed")
-    summary = [(e["name"], e["status"], e.get("error"), e.get("replayOf")) for e in state.executions()]
+    summary = [(e["name"], e["status"], e.get("error"), e.get("redriveCount")) for e in state.executions()]
     assert replay_code == 0, summary
     replayed = StateFolder(tmp_path / "state").records()[record["source_id"]]
     assert replayed["status"] == "SUCCEEDED" and len(replayed["thumbnails"]) == 3
-    new = [e for e in state.executions("SUCCEEDED") if e.get("replayOf") == failed["executionArn"]]
-    assert len(new) == 1
+    (redriven,) = state.executions()  # redriven, as on AWS: the same execution, now SUCCEEDED
+    assert redriven["executionArn"] == failed["executionArn"] and redriven["status"] == "SUCCEEDED"
+    assert redriven["redriveCount"] == 1 and replayed["execution_arn"] == failed["executionArn"]
 
 
 @pytest.mark.parametrize(("kind", "error"), [("timeout", "Sandbox.Timedout"), ("oom", "Runtime.OutOfMemory")])

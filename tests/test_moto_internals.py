@@ -185,3 +185,81 @@ def test_interpreter_clients_are_reused_and_reach_the_local_endpoint(stack):
         env.setenv("MOTO_PORT", "1")
         other = lambda_eval_utils.boto_client_for(region="us-east-1", service="lambda")
         assert other is not first and other.meta.endpoint_url == "http://localhost:1"
+
+
+def test_the_server_seams_build_moto_s_app_with_aws_errors_for_what_it_lacks():
+    from moto.moto_server import werkzeug_app
+
+    assert list(inspect.signature(werkzeug_app.create_backend_app).parameters) == ["service"]
+    assert moto_internals.request_handler() is werkzeug_app.MotoRequestHandler
+    app = moto_internals._create_backend_app("stepfunctions")
+    assert NotImplementedError in app.error_handler_spec[None][None]
+    body, status, headers = moto_internals.not_implemented_response("s3", "X is not supported <here>")
+    assert status == 501 and "<Code>NotImplemented</Code>" in body and "&lt;here&gt;" in body
+    body, status, headers = moto_internals.not_implemented_response("stepfunctions", "Y")
+    assert json.loads(body) == {"__type": "NotImplemented", "message": "Y"} and headers["x-amzn-ErrorType"]
+    assert "PutObject" in moto_internals.supported_operations("s3")
+    assert "StartExecution" in moto_internals.supported_operations("stepfunctions")
+    assert "ListStateMachineVersions" not in moto_internals.supported_operations("stepfunctions")
+
+
+def test_the_redrive_seams_still_have_the_shapes_we_use():
+    from moto.stepfunctions import models, responses
+    from moto.stepfunctions.parser.asl.component.common.flow.start_at import StartAt
+    from moto.stepfunctions.parser.asl.component.program.program import Program
+    from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration.iteration_worker import (
+        IterationWorker,
+    )
+    from moto.stepfunctions.parser.asl.eval.event.event_manager import EventIdGenerator, EventManager
+    from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
+    from moto.stepfunctions.utils import PAGINATION_MODEL
+
+    assert "def redrive_execution" not in inspect.getsource(responses)  # moto still has none of its own
+    # Read the modules' files: once the seams are installed, the classes hold our replacements.
+    iterations = inspect.getsource(inspect.getmodule(IterationWorker))
+    assert "self._work_name = work_name" in iterations
+    assert "def _eval_job(self, env: Environment, job: Job)" in iterations
+    assert "job.job_output = job_output" in iterations
+    manager = inspect.getsource(EventManager.__init__)
+    assert "self._history_event_list = []" in manager and "self._event_id_gen = EventIdGenerator()" in manager
+    assert "self._next_id" in inspect.getsource(EventIdGenerator)
+    assert "env.next_state_name = self.start_at.start_at_name" in inspect.getsource(Program.eval)
+    assert StartAt(start_at_name="Record").start_at_name == "Record"
+    worker = inspect.getsource(ExecutionWorker)
+    for used in ("self._execution_communication = exec_comm", "def _get_evaluation_environment(self)",
+                 "def _get_evaluation_entrypoint(self)", "self._execution_communication.terminated()"):  # fmt: skip
+        assert used in worker, used
+    assert PAGINATION_MODEL["list_executions"]["unique_attribute"] == ["start_date", "execution_arn"]
+    source = inspect.getsource(models.StepFunctionBackend)
+    assert "def describe_execution(self, execution_arn: str) -> Execution:" in source
+    assert "def _get_state_machine_for_execution(self, execution_arn: str)" in source
+
+
+def test_the_redrive_point_is_the_last_state_entered_with_its_input_and_the_map_s_finished_iterations():
+    definition = json.dumps(
+        {"StartAt": "V", "States": {"V": {"Type": "Task", "Next": "M"}, "M": {"Type": "Map", "End": True}}}
+    )
+
+    def event(i, prev, kind, **details):
+        return {"id": i, "previousEventId": prev, "type": kind, "timestamp": "2026-11-29T10:00:00.000Z", **details}
+
+    def iteration(index):
+        return {"mapIterationStartedEventDetails": {"name": "M", "index": index}}
+
+    events = [
+        event(1, 0, "ExecutionStarted"),
+        event(2, 1, "TaskStateEntered", stateEnteredEventDetails={"name": "V", "input": "{}"}),
+        event(3, 2, "TaskStateExited", stateExitedEventDetails={"name": "V", "output": '{"v": 1}'}),
+        event(4, 3, "MapStateEntered", stateEnteredEventDetails={"name": "M", "input": '{"v": 1}'}),
+        event(5, 4, "MapIterationStarted", **iteration(0)),
+        event(6, 4, "MapIterationStarted", **iteration(1)),
+        event(7, 5, "TaskStateEntered", stateEnteredEventDetails={"name": "R", "input": "0"}),
+        event(8, 7, "TaskStateExited", stateExitedEventDetails={"name": "R", "output": '"zero"'}),
+        event(9, 8, "MapIterationSucceeded", mapIterationSucceededEventDetails={"name": "M", "index": 0}),
+        event(10, 6, "MapIterationFailed", mapIterationFailedEventDetails={"name": "M", "index": 1}),
+        event(11, 10, "ExecutionFailed"),
+        event(12, 6, "MapIterationSucceeded", mapIterationSucceededEventDetails={"name": "M", "index": 1}),
+    ]
+    state, state_input, plan = moto_internals.redrive_point(definition, events)
+    assert (state, state_input) == ("M", {"v": 1})
+    assert plan == {"M": {0: "zero"}}  # index 1 finished only after the run had failed: it runs again

@@ -53,20 +53,22 @@ class DeployedStack:
     name: str
     outputs: dict[str, str]
     session: Any
+    endpoint_url: str | None = None  # the local stack's endpoint; None: AWS's own endpoints
 
     @classmethod
-    def find(cls, name: str, session: Any) -> DeployedStack:
+    def find(cls, name: str, session: Any, endpoint_url: str | None = None) -> DeployedStack:
         from botocore.exceptions import ClientError
 
         try:
-            (stack,) = session.client("cloudformation").describe_stacks(StackName=name)["Stacks"]
+            cloudformation = session.client("cloudformation", endpoint_url=endpoint_url)
+            (stack,) = cloudformation.describe_stacks(StackName=name)["Stacks"]
         except ClientError as exc:
             raise LookupError(f"no CloudFormation stack {name!r} in {session.region_name}: {exc}") from None
         outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
         missing = [key for key in REQUIRED_OUTPUTS if key not in outputs]
         if missing:
             raise LookupError(f"stack {name!r} has no output {', '.join(missing)}: is it this pipeline's stack?")
-        return cls(name, outputs, session)
+        return cls(name, outputs, session, endpoint_url)
 
     @property
     def state_machine_arn(self) -> str:
@@ -80,7 +82,9 @@ class DeployedStack:
         from botocore.config import Config
 
         # Adaptive retries back off on throttling (bulk replay, drain) instead of failing.
-        return self.session.client(service, config=Config(retries={"mode": "adaptive", "max_attempts": 10}))
+        return self.session.client(
+            service, endpoint_url=self.endpoint_url, config=Config(retries={"mode": "adaptive", "max_attempts": 10})
+        )
 
     def execution_arn(self, reference: str) -> str:
         if reference.startswith("arn:"):

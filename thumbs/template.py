@@ -14,6 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pipeline  # noqa: F401 - first: it points jsii at the packaged Node before aws_cdk starts it
+
 from . import PROJECT_ROOT
 
 Intrinsic = dict[str, Any]

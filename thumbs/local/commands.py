@@ -10,13 +10,13 @@ from __future__ import annotations
 import argparse
 import json
 import time
-import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from awsio import FAILED_STATUSES
 from rich.table import Table
 
 from ..terminal import console, duration, out, parse_since, print_history
@@ -62,9 +62,10 @@ def cmd_run(args: argparse.Namespace, state: StateFolder) -> int:
             list(pool.map(lambda kf: session.upload(kf[0], kf[1].read_bytes()), files))
         expected = session.stack.started_executions
         finished = session.wait(expected, f"{len(files)} uploads")
-        records = session.save_records()
-        ours = {key for key, _ in files}
-        records = [r for r in records if r["key"] in ours and r["bucket"] == session.stack.upload_bucket]
+        session.stack.runtime.wait_for_async()  # FAILED records arrive asynchronously
+        bucket = session.stack.upload_bucket
+        found = (session.record(f"s3://{bucket}/{key}") for key in sorted({key for key, _ in files}))
+        records = [r for r in found if r is not None]
         _write_outputs(session.stack, records, Path(args.out))
         report = session.function_report()
         (Path(args.out) / "report.json").write_text(json.dumps({"functions": report}, indent=1))
@@ -145,8 +146,11 @@ def cmd_history(args: argparse.Namespace, state: StateFolder) -> int:
 
 
 def cmd_replay(args: argparse.Namespace, state: StateFolder) -> int:
+    """Redrive each run that is redrivable, else start a linked new run: what ``--stack`` does on AWS."""
+    from .. import aws
+
     if args.failed:
-        targets = state.executions("FAILED")
+        targets = [e for status in FAILED_STATUSES for e in state.executions(status)]
         if args.since:
             cutoff = datetime.now(UTC) - parse_since(args.since)
             targets = [t for t in targets if datetime.fromisoformat(t["startDate"]) >= cutoff]
@@ -156,28 +160,37 @@ def cmd_replay(args: argparse.Namespace, state: StateFolder) -> int:
         out.print("Nothing to replay.")
         return 0
     with Session(state, faults=FaultSwitch.parse(args.fault)) as session:
-        sfn = session.stack.client("stepfunctions")
-        started = []
-        for execution in targets:
-            name = str(uuid.uuid4())
-            sfn.start_execution(
-                stateMachineArn=session.stack.state_machine_arn, name=name, input=json.dumps(execution["input"])
+        deployed = session.deployed()
+        sfn = deployed.client("stepfunctions")
+        lookup = aws.record_lookup(deployed, deployed.client("dynamodb"))
+        outcomes = [aws.replay(deployed, sfn, execution["executionArn"], lookup) for execution in targets]
+        running = [o for o in outcomes if o.action != "skipped"]
+        session.wait(len(running), f"replaying {len(running)}")
+        session.stack.runtime.wait_for_async()
+        records = {
+            source: session.record(source)
+            for source in (
+                f"s3://{t['input']['detail']['bucket']['name']}/{t['input']['detail']['object']['key']}"
+                for t in targets
             )
-            started.append((execution, name))
-        session.wait(len(started), f"replaying {len(started)}")
-        records = {r["source_id"]: r for r in session.save_records()}
+        }
     table = Table(title="Replayed")
-    for column in ("replay of", "new execution", "status", "record"):
+    for column in ("execution", "action", "now running as", "status", "record", "why"):
         table.add_column(column, overflow="fold")
     worst = 0
-    for old, name in started:
-        new = state.find_execution(name)
-        new["replayOf"] = old["executionArn"]
-        state.save_execution(new)
+    for old, outcome in zip(targets, outcomes, strict=True):
+        now = state.find_execution(outcome.arn)
+        if outcome.action == "restarted":
+            now["replayOf"] = old["executionArn"]
+            state.save_execution(now)
         detail = old["input"]["detail"]
-        record = records.get(f"s3://{detail['bucket']['name']}/{detail['object']['key']}", {})
-        table.add_row(old["name"], name, new["status"], record.get("status", "-"))
-        worst = max(worst, 1 if new["status"] != "SUCCEEDED" else 0)
+        record = records.get(f"s3://{detail['bucket']['name']}/{detail['object']['key']}") or {}
+        status = now["status"] if outcome.action != "skipped" else "-"
+        table.add_row(
+            old["name"], outcome.action, outcome.arn.rsplit(":", 1)[-1], status, record.get("status", "-"),
+            outcome.reason,
+        )  # fmt: skip
+        worst = max(worst, 1 if outcome.action != "skipped" and now["status"] != "SUCCEEDED" else 0)
     out.print(table)
     return worst
 
@@ -186,15 +199,17 @@ def cmd_serve(args: argparse.Namespace, state: StateFolder) -> int:
     with Session(state, port=args.port, faults=FaultSwitch.parse(args.fault)) as session:
         stack = session.stack
         aws = f"aws --endpoint-url {stack.endpoint}"
-        out.print(f"Local stack on {stack.endpoint} (Ctrl-C to stop). Try:")
+        # The port opened only now, with the stack deployed: whoever waited for it can upload.
+        out.print(f"Ready: local stack on {stack.endpoint} (health: {stack.endpoint}/_thumbs/ready; Ctrl-C to stop)")
+        out.print("Try:")
         out.print(f"  {aws} s3 cp photo.jpg s3://{stack.upload_bucket}/")
         out.print(f"  {aws} stepfunctions list-executions --state-machine-arn {stack.state_machine_arn}")
+        out.print(f"  {aws} stepfunctions redrive-execution --execution-arn <arn of a FAILED execution>")
         out.print(f"  {aws} dynamodb scan --table-name {stack.table_name}")
         out.print(f"  {aws} s3 ls --recursive s3://{stack.thumbnail_bucket}/")
         try:
-            while True:
+            while True:  # records.json is written out when the stack stops; the store has every record now
                 time.sleep(2)
-                session.save_records()
         except KeyboardInterrupt:
             out.print("Stopping.")
     return 0

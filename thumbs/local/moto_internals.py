@@ -19,6 +19,25 @@ does, or does slowly, is supplied here:
    tree is cached per definition and only the cheap build of fresh components runs each time.
 8. Every Task builds a new boto3 client (service model from JSON, about 35 ms): clients are
    reused per region, service and server port; boto3 clients are thread-safe.
+9. An operation moto does not implement raises NotImplementedError, which the server turns
+   into an HTML "500 Internal Server Error" page: it is answered here as AWS answers, an
+   error with a code and a message in the service's own protocol (HTTP 501, not retried).
+10. moto has no RedriveExecution: it is added here with AWS's semantics. The execution
+    resumes at the state that failed, with the input that state had, under the same ARN;
+    the history keeps its events and adds ``ExecutionRedriven``; a Map that failed reruns
+    only the iterations that did not succeed (11); DescribeExecution and ListExecutions
+    report ``redriveCount``, ``redriveDate`` and ``redriveStatus``.
+11. A Map's iterations run through one worker method: during a redrive, an iteration that
+    succeeded before is answered from its recorded output instead of running again.
+12. Executions live only in moto's memory: one that moto does not know (an earlier
+    process's) is restored on first reference from what ``load_execution`` returns, and
+    ListExecutions includes what ``stored_executions`` lists, so nothing is loaded at start.
+13. moto keeps every object in memory: a bucket's key store is replaced by one over
+    ``thumbs/local/store.py`` (SQLite rows and blobs). Keys are read from it when a request
+    needs them; what a request changed is written when it ends (``flush_request``), because
+    moto edits a key after putting it in place (CopyObject sets the metadata then).
+14. The same for a table's items (``Table.items``, hash-key tables): an UpdateItem edits the
+    item it read, so items a request touched are written back when it ends.
 
 moto is pinned (``MOTO_VERSION``); ``tests/test_moto_internals.py`` fails loudly on an
 upgrade that moves any of these seams.
@@ -42,6 +61,14 @@ LambdaInvoker = Callable[[str, bytes], tuple[bytes, str | None]]
 AsyncLambdaInvoker = Callable[[str, bytes], None]
 StartExecution = Callable[[str, str], None]
 ExecutionEnded = Callable[[str, str, dict[str, Any]], None]
+# An execution saved by an earlier process (describe_execution's fields, ``events`` and
+# ``definition``), or None; and the summaries of every saved execution of a state machine.
+LoadExecution = Callable[[str], "dict[str, Any] | None"]
+StoredExecutions = Callable[[str], "list[dict[str, Any]]"]
+
+REDRIVE_WINDOW = datetime.timedelta(days=14)  # AWS: a failed execution can be redriven for 14 days
+MAX_REDRIVES = 1000
+REDRIVABLE_STATUSES = ("FAILED", "TIMED_OUT", "ABORTED")
 
 _installed: dict[str, Any] = {}
 _sequence = itertools.count(1)
@@ -77,11 +104,18 @@ def install(
     invoke_async: AsyncLambdaInvoker,
     start_execution: StartExecution,
     execution_ended: ExecutionEnded,
+    load_execution: LoadExecution | None = None,
+    stored_executions: StoredExecutions | None = None,
 ) -> None:
     """Patch the seams. Idempotent: a second call replaces the callbacks."""
     check_version()
     _installed.update(
-        invoke=invoke, invoke_async=invoke_async, start_execution=start_execution, execution_ended=execution_ended
+        invoke=invoke,
+        invoke_async=invoke_async,
+        start_execution=start_execution,
+        execution_ended=execution_ended,
+        load_execution=load_execution or (lambda arn: None),
+        stored_executions=stored_executions or (lambda state_machine_arn: []),
     )
     if _installed.get("patched"):
         return
@@ -93,6 +127,9 @@ def install(
     _patch_json_path_parsing()
     _patch_definition_parsing()
     _patch_interpreter_clients()
+    _patch_redrive()
+    _patch_map_iterations()
+    _patch_stored_executions()
     _installed["patched"] = True
 
 
@@ -200,6 +237,7 @@ def _patch_execution_end() -> None:
     def terminated(self: Any) -> None:
         original(self)
         execution = self.execution
+        _redrive_plans.pop(execution.exec_arn, None)
         status = execution.exec_status.value if execution.exec_status else "FAILED"
         detail = {
             "executionArn": execution.exec_arn,
@@ -299,3 +337,859 @@ def _patch_interpreter_clients() -> None:
             return clients[key]
 
     lambda_eval_utils.boto_client_for = boto_client_for
+
+
+# 9. Operations moto does not implement: an AWS error, not an HTML page ------------------------------
+def server_app() -> Any:
+    """moto's WSGI application, as its own server builds it, with seam 9 on every service's app."""
+    from moto.moto_server import werkzeug_app
+
+    return werkzeug_app.DomainDispatcherApplication(_create_backend_app)
+
+
+def request_handler() -> Any:
+    """The request handler class moto's own server uses (it handles ``Expect: 100-continue``)."""
+    from moto.moto_server.werkzeug_app import MotoRequestHandler
+
+    return MotoRequestHandler
+
+
+def _create_backend_app(service: str) -> Any:
+    from moto.moto_server import werkzeug_app
+
+    app = werkzeug_app.create_backend_app(service)
+
+    def not_implemented(exc: NotImplementedError) -> Any:
+        from flask import request
+
+        operation = _operation_name(request, str(exc))
+        message = (
+            f"{operation} is not supported by the local stack (moto {MOTO_VERSION}); "
+            "docs/local-api.md lists the operations it supports"
+        )
+        return not_implemented_response(service, message)
+
+    app.register_error_handler(NotImplementedError, not_implemented)
+    return app
+
+
+def _operation_name(request: Any, message: str) -> str:
+    target = request.headers.get("X-Amz-Target")
+    if target:
+        return str(target.split(".")[-1])
+    action = request.values.get("Action")
+    if action:
+        return str(action)
+    if message.startswith("The ") and message.endswith(" action has not been implemented"):
+        words = message[len("The ") : -len(" action has not been implemented")]
+        return "".join(part.capitalize() for part in words.split("_"))
+    return f"{request.method} {request.path}"
+
+
+def not_implemented_response(service: str, message: str) -> tuple[str, int, dict[str, str]]:
+    """``NotImplemented`` in the service's protocol: JSON for JSON services, XML for S3 and query ones."""
+    from xml.sax.saxutils import escape
+
+    protocol = _protocol(service)
+    if protocol in ("json", "rest-json"):
+        body = json.dumps({"__type": "NotImplemented", "message": message})
+        return body, 501, {"Content-Type": "application/x-amz-json-1.0", "x-amzn-ErrorType": "NotImplemented"}
+    if protocol == "rest-xml":
+        body = (
+            "<?xml version='1.0' encoding='UTF-8'?>\n"
+            f"<Error><Code>NotImplemented</Code><Message>{escape(message)}</Message></Error>"
+        )
+    else:
+        body = (
+            "<?xml version='1.0' encoding='UTF-8'?>\n<ErrorResponse><Error><Type>Sender</Type>"
+            f"<Code>NotImplemented</Code><Message>{escape(message)}</Message></Error></ErrorResponse>"
+        )
+    return body, 501, {"Content-Type": "text/xml"}
+
+
+def _protocol(service: str) -> str:
+    import botocore.session
+
+    try:
+        model = botocore.session.get_session().get_service_model(_BOTOCORE_NAMES.get(service, service))
+    except Exception:  # noqa: BLE001 - a moto-only service: answer in JSON
+        return "json"
+    return str(model.metadata.get("protocol", "json"))
+
+
+_BOTOCORE_NAMES = {"awslambda": "lambda", "states": "stepfunctions"}
+# The services the local stack deploys to (or that a client of it may use), with moto's module name.
+LOCAL_SERVICES = {
+    "s3": "s3",
+    "dynamodb": "dynamodb",
+    "stepfunctions": "stepfunctions",
+    "events": "events",
+    "sqs": "sqs",
+    "lambda": "awslambda",
+    "iam": "iam",
+    "cloudformation": "cloudformation",
+    "sts": "sts",
+}
+ADDED_OPERATIONS = {"stepfunctions": ("RedriveExecution",)}  # implemented here, not by moto
+
+
+def supported_operations(service: str) -> list[str]:
+    """The operations of ``service`` (botocore's name) that the local stack answers, in botocore's spelling.
+
+    moto answers an operation when its response class has a method of that name in snake
+    case; the seams above add the rest.
+    """
+    import importlib
+
+    import botocore.session
+    from moto.core.responses import BaseResponse
+    from moto.core.utils import camelcase_to_underscores
+
+    module = importlib.import_module(f"moto.{LOCAL_SERVICES[service]}.responses")
+    classes = [
+        value
+        for value in vars(module).values()
+        if isinstance(value, type) and issubclass(value, BaseResponse) and value.__module__ == module.__name__
+    ]
+    model = botocore.session.get_session().get_service_model(service)
+    found = {
+        name for name in model.operation_names if any(hasattr(cls, camelcase_to_underscores(name)) for cls in classes)
+    }
+    if service == "s3":
+        found |= _s3_dispatched(model, module)
+    return sorted(found | set(ADDED_OPERATIONS.get(service, ())))
+
+
+def _s3_dispatched(model: Any, module: Any) -> set[str]:
+    """S3 operations moto answers through its verb handlers, chosen by the URL's subresource.
+
+    An operation counts when every subresource in its request URI is one moto's S3 handlers
+    test for (``"tagging" in querystring``), or when it has none (a plain bucket or object verb).
+    """
+    import inspect
+    import re
+
+    source = inspect.getsource(module)
+    known = set(re.findall(r'"([\w-]+)" in (?:self\.)?querystring', source))
+    known |= set(re.findall(r'querystring\.get\("([\w-]+)"', source))
+    found = set()
+    for name in model.operation_names:
+        query = model.operation_model(name).http["requestUri"].partition("?")[2]
+        subresources = {part.split("=")[0] for part in query.split("&") if part} - {"x-id"}
+        if subresources <= known:
+            found.add(name)
+    return found
+
+
+def operations_page() -> str:
+    """docs/local-api.md: per service, the operations the local stack answers (the rest: NotImplemented)."""
+    import botocore.session
+
+    lines = [
+        "# Operations the local stack answers",
+        "",
+        "Generated from moto's handlers and this project's seams (`python -m thumbs.local.moto_internals`;",
+        "`tests/test_local_engine.py` fails when it is stale). Any other operation of these services answers",
+        "`NotImplemented` (HTTP 501) with the operation's name, in the service's own protocol.",
+        "",
+    ]
+    for service in LOCAL_SERVICES:
+        supported = supported_operations(service)
+        total = len(botocore.session.get_session().get_service_model(service).operation_names)
+        added = set(ADDED_OPERATIONS.get(service, ()))
+        lines += [f"## {service}", "", f"{len(supported)} of {total} operations.", ""]
+        lines += [", ".join(f"`{op}`" + (" (added here)" if op in added else "") for op in supported), ""]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(operations_page(), end="")
+
+
+# 10. RedriveExecution ------------------------------------------------------------------------------
+_redrive_plans: dict[str, dict[str, dict[int, Any]]] = {}  # execution ARN -> Map name -> index -> output
+_restore_lock = threading.RLock()
+
+
+def _utcnow() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+def redrive_status(execution: Any) -> tuple[str, str | None]:
+    """(``REDRIVABLE`` or ``NOT_REDRIVABLE``, why not), by AWS's rules."""
+    status = execution.exec_status.value if execution.exec_status else "RUNNING"
+    if str(getattr(execution, "sm_type", "STANDARD")) not in ("STANDARD", "StateMachineType.STANDARD"):
+        return "NOT_REDRIVABLE", "Express executions cannot be redriven"
+    if status not in REDRIVABLE_STATUSES:
+        return "NOT_REDRIVABLE", f"Execution is {status} and cannot be redriven"
+    if getattr(execution, "redrive_count", 0) >= MAX_REDRIVES:
+        return "NOT_REDRIVABLE", f"Execution has been redriven {MAX_REDRIVES} times"
+    stopped = execution.stop_date or _utcnow()
+    if stopped.tzinfo is None:
+        stopped = stopped.replace(tzinfo=datetime.UTC)
+    if _utcnow() - stopped > REDRIVE_WINDOW:
+        return "NOT_REDRIVABLE", "Execution stopped more than 14 days ago and cannot be redriven"
+    return "REDRIVABLE", None
+
+
+def _patch_redrive() -> None:
+    from moto.core.responses import ActionResult
+    from moto.stepfunctions.responses import StepFunctionResponse
+
+    def redrive_execution(self: Any) -> Any:
+        arn = self._get_param("executionArn")
+        execution = self.stepfunction_backend.describe_execution(arn)
+        return ActionResult({"redriveDate": redrive(execution)})
+
+    StepFunctionResponse.redrive_execution = redrive_execution
+
+    describe = StepFunctionResponse.describe_execution
+
+    def describe_execution(self: Any) -> Any:
+        result = describe(self)
+        execution = self.stepfunction_backend.describe_execution(self._get_param("executionArn"))
+        response = result.result
+        status, reason = redrive_status(execution)
+        response["redriveStatus"] = status
+        if reason:
+            response["redriveStatusReason"] = reason
+        if getattr(execution, "redrive_count", 0):
+            response["redriveCount"] = execution.redrive_count
+            response["redriveDate"] = execution.redrive_date
+        if execution.stop_date is not None:
+            response["stopDate"] = execution.stop_date  # moto leaves it out for TIMED_OUT
+        return result
+
+    StepFunctionResponse.describe_execution = describe_execution
+
+    listing = StepFunctionResponse.list_executions
+
+    def list_executions(self: Any) -> Any:
+        result = listing(self)
+        backend = self.stepfunction_backend
+        for item in result.result["executions"]:
+            known = _known_execution(backend, item["executionArn"])
+            if known is not None and getattr(known, "redrive_count", 0):
+                item["redriveCount"] = known.redrive_count
+                item["redriveDate"] = known.redrive_date
+        return result
+
+    StepFunctionResponse.list_executions = list_executions
+
+
+def _known_execution(backend: Any, arn: str) -> Any:
+    for machine in backend.state_machines:
+        for execution in machine.executions:
+            if execution.execution_arn == arn:
+                return execution
+    return None
+
+
+def redrive(execution: Any) -> datetime.datetime:
+    """Resume ``execution`` at the state that failed, with that state's input; refuse as AWS refuses."""
+    from moto.core.exceptions import AWSError
+    from moto.stepfunctions.parser.api import ExecutionStatus
+
+    with _restore_lock:
+        status, reason = redrive_status(execution)
+        if status != "REDRIVABLE":
+            raise AWSError(reason or "Execution cannot be redriven", "ExecutionNotRedrivable", 400)
+        definition = execution.state_machine.definition
+        events = execution.exec_worker.env.event_manager.get_event_history()
+        state, state_input, plan = redrive_point(definition, events)
+        execution.redrive_count = getattr(execution, "redrive_count", 0) + 1
+        execution.redrive_date = _utcnow()
+        execution.exec_status = ExecutionStatus.RUNNING
+        execution.stop_date = execution.output = execution.error = execution.cause = None
+        _redrive_plans[execution.exec_arn] = plan
+        worker = _redrive_worker(execution, events, state, state_input)
+        execution.exec_worker = worker
+        worker.start()
+        return execution.redrive_date
+
+
+def redrive_point(definition: str, events: list[dict[str, Any]]) -> tuple[str, Any, dict[str, dict[int, Any]]]:
+    """The top-level state that failed, the input it had, and (if it is a Map) its succeeded iterations.
+
+    The failed state is the last top-level state entered: an execution fails, times out or
+    is aborted in the state it is in. Iteration outputs come from the history, so a redrive
+    works from an execution saved by an earlier process too.
+    """
+    states = json.loads(definition)["States"]
+    entered = [
+        e for e in events if e["type"].endswith("StateEntered") and e["stateEnteredEventDetails"]["name"] in states
+    ]
+    if not entered:
+        raise ValueError("the execution's history enters no state of its definition")
+    last = entered[-1]["stateEnteredEventDetails"]
+    state, state_input = last["name"], json.loads(last.get("input") or "null")
+    plan: dict[str, dict[int, Any]] = {}
+    if states[state].get("Type") == "Map":
+        plan[state] = _succeeded_iterations(state, events)
+    return state, state_input, plan
+
+
+def _succeeded_iterations(map_state: str, events: list[dict[str, Any]]) -> dict[int, Any]:
+    """Index -> output of each iteration of ``map_state`` that succeeded while its run was live.
+
+    An iteration's output is the last state output on its own event chain (``previousEventId``
+    links it back to its ``MapIterationStarted``). Events after a run ended (an iteration
+    still finishing when the Map had already failed) do not count: that run's outcome was
+    already decided without them.
+    """
+    by_id = {e["id"]: e for e in events}
+    done: dict[int, Any] = {}
+    live = False
+    for event in events:
+        kind = event["type"]
+        if kind in ("ExecutionStarted", "ExecutionRedriven"):
+            live = True
+        elif kind in ("ExecutionFailed", "ExecutionTimedOut", "ExecutionAborted", "ExecutionSucceeded"):
+            live = False
+        details = event.get("mapIterationSucceededEventDetails")
+        if not live or kind != "MapIterationSucceeded" or not details or details.get("name") != map_state:
+            continue
+        source = by_id.get(event["previousEventId"])
+        while source is not None and not source["type"].endswith("StateExited"):
+            if source["type"] == "MapIterationStarted":
+                source = None  # the chain reached its own start without an output: run it again
+                break
+            source = by_id.get(source["previousEventId"])
+        if source is not None:
+            done[int(details["index"])] = json.loads(source["stateExitedEventDetails"].get("output") or "null")
+    return done
+
+
+def _redrive_worker(execution: Any, events: list[dict[str, Any]], state: str, state_input: Any) -> Any:
+    from moto.stepfunctions.parser.api import ExecutionRedrivenEventDetails, HistoryEventType
+    from moto.stepfunctions.parser.asl.component.common.flow.start_at import StartAt
+    from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
+
+    worker = execution._get_start_execution_worker()
+    env = worker._get_evaluation_environment()
+    _seed_history(env, events)
+    env.states.context_object.context_object_data["Execution"]["RedriveCount"] = execution.redrive_count
+    env.event_manager.add_event(
+        context=env.event_history_context,
+        event_type=HistoryEventType.ExecutionRedriven,
+        event_details=EventDetails(
+            executionRedrivenEventDetails=ExecutionRedrivenEventDetails(redriveCount=execution.redrive_count)
+        ),
+    )
+    env.states.reset(input_value=state_input)
+    worker.env = env
+    program = worker._get_evaluation_entrypoint()
+    program.start_at = StartAt(start_at_name=state)
+
+    def resume() -> None:
+        program.eval(env)
+        worker._execution_communication.terminated()
+
+    def start() -> None:
+        from moto.stepfunctions.parser.utils import TMP_THREADS
+
+        thread = threading.Thread(target=resume, daemon=True)
+        TMP_THREADS.append(thread)
+        thread.start()
+
+    worker.start = start
+    return worker
+
+
+def _seed_history(env: Any, events: list[dict[str, Any]]) -> None:
+    """Put an earlier history into a fresh environment: ids and the event chain continue from it."""
+    from moto.core.utils import iso_8601_datetime_with_milliseconds
+
+    manager = env.event_manager
+    for event in events:
+        stamp = event["timestamp"]
+        if isinstance(stamp, datetime.datetime):
+            stamp = iso_8601_datetime_with_milliseconds(stamp.astimezone(datetime.UTC).replace(tzinfo=None))
+        manager._history_event_list.append({**event, "timestamp": stamp})
+    last = max((int(e["id"]) for e in events), default=0)
+    manager._event_id_gen._next_id = last + 1
+    env.event_history_context.source_event_id = last
+    env.event_history_context.last_published_event_id = last
+
+
+# 11. Map iterations that succeeded before a redrive are not run again -------------------------------
+def _patch_map_iterations() -> None:
+    import copy
+
+    from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration.iteration_worker import (
+        IterationWorker,
+    )
+
+    original = IterationWorker._eval_job
+
+    def _eval_job(self: Any, env: Any, job: Any) -> None:
+        arn = env.states.context_object.context_object_data["Execution"]["Id"]
+        done = _redrive_plans.get(arn, {}).get(self._work_name, {})
+        if job.job_index in done:
+            job.job_output = copy.deepcopy(done[job.job_index])
+            return
+        original(self, env, job)
+
+    IterationWorker._eval_job = _eval_job
+
+
+# 12. Executions of earlier processes: restored on first reference, listed from the store ------------
+def _patch_stored_executions() -> None:
+    from moto.stepfunctions.exceptions import ExecutionDoesNotExist
+    from moto.stepfunctions.models import StepFunctionBackend
+    from moto.stepfunctions.utils import PAGINATION_MODEL
+    from moto.utilities.paginator import paginate
+
+    describe = StepFunctionBackend.describe_execution
+
+    def describe_execution(self: Any, execution_arn: str) -> Any:
+        try:
+            return describe(self, execution_arn)
+        except ExecutionDoesNotExist:
+            with _restore_lock:
+                try:
+                    return describe(self, execution_arn)  # restored by another thread meanwhile
+                except ExecutionDoesNotExist:
+                    restored = _restore_execution(self, execution_arn)
+                    if restored is None:
+                        raise
+                    return restored
+
+    StepFunctionBackend.describe_execution = describe_execution
+
+    @paginate(pagination_model=PAGINATION_MODEL)
+    def list_executions(self: Any, state_machine_arn: str, status_filter: str | None = None) -> list[Any]:
+        executions = list(self.describe_state_machine(state_machine_arn).executions)
+        known = {e.execution_arn for e in executions}
+        executions += [
+            _Listed(saved)
+            for saved in _installed["stored_executions"](state_machine_arn)
+            if saved["executionArn"] not in known
+        ]
+        if status_filter:
+            executions = [e for e in executions if e.status == status_filter]
+        return sorted(executions, key=lambda e: e.start_date, reverse=True)
+
+    StepFunctionBackend.list_executions = list_executions
+
+
+class _Listed:
+    """A saved execution as ListExecutions shows it, without loading its history."""
+
+    def __init__(self, saved: dict[str, Any]) -> None:
+        self.execution_arn = saved["executionArn"]
+        self.name = saved["name"]
+        self.status = saved["status"]
+        self.start_date = _parse_date(saved["startDate"])
+        self.stop_date = _parse_date(saved["stopDate"]) if saved.get("stopDate") else None
+        self.redrive_count = int(saved.get("redriveCount") or 0)
+        self.redrive_date = _parse_date(saved["redriveDate"]) if saved.get("redriveDate") else None
+
+
+def _parse_date(value: Any) -> datetime.datetime:
+    if isinstance(value, datetime.datetime):
+        moment = value
+    elif isinstance(value, (int, float)):
+        moment = datetime.datetime.fromtimestamp(value / 1000, datetime.UTC)
+    else:
+        moment = datetime.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=datetime.UTC)
+
+
+def _restore_execution(backend: Any, arn: str) -> Any:
+    """An earlier process's execution, rebuilt as moto's own, with its history: describable and redrivable."""
+    import copy
+
+    from moto.stepfunctions.parser.api import ExecutionStatus
+    from moto.stepfunctions.parser.backend.execution import Execution
+
+    saved = _installed["load_execution"](arn)
+    if saved is None:
+        return None
+    machine = backend._get_state_machine_for_execution(arn)
+    clone = copy.deepcopy(machine, {id(machine.executions): [], id(machine.backend): machine.backend})
+    if saved.get("definition"):
+        clone.definition = saved["definition"]  # it ran (and redrives) on the definition it started with
+    execution = Execution(
+        name=saved["name"],
+        sm_type=clone.sm_type,
+        role_arn=clone.roleArn,
+        exec_arn=arn,
+        account_id=backend.account_id,
+        region_name=backend.region_name,
+        state_machine=clone,
+        start_date=_parse_date(saved["startDate"]),
+        cloud_watch_logging_session=None,
+        activity_store={},
+        input_data=json.dumps(saved.get("input")),
+    )
+    execution.exec_status = ExecutionStatus(saved["status"])
+    execution.stop_date = _parse_date(saved["stopDate"]) if saved.get("stopDate") else None
+    execution.output = saved.get("output")
+    execution.error = saved.get("error")
+    execution.cause = saved.get("cause")
+    execution.redrive_count = int(saved.get("redriveCount") or 0)
+    execution.redrive_date = _parse_date(saved["redriveDate"]) if saved.get("redriveDate") else None
+    worker = execution._get_start_execution_worker()
+    worker.env = worker._get_evaluation_environment()
+    _seed_history(worker.env, saved.get("events") or [])
+    execution.exec_worker = worker
+    machine.executions.append(execution)
+    return execution
+
+
+# 13. Objects on disk: a bucket's keys are read from the store, and written to it per request -------
+_pending = threading.local()  # what the current request changed: flushed when it ends
+
+
+def _touched() -> dict[int, Any]:
+    """The stores the current request changed, by identity (a key store is a dict: not hashable)."""
+    if not hasattr(_pending, "stores"):
+        _pending.stores = {}
+    return _pending.stores  # type: ignore[no-any-return]
+
+
+def flush_request() -> None:
+    """Write what the request on this thread changed; called by the server when the request ends.
+
+    moto changes a key or an item after putting it in place (CopyObject sets the metadata, an
+    UpdateItem edits the item), so rows are written when the request is done, not on the put.
+    """
+    stores = _touched()
+    while stores:
+        stores.popitem()[1].flush_thread()
+
+
+def store_objects(account: str, bucket_name: str, store: Any) -> None:
+    """Back an unversioned bucket by ``store``: its keys are read from there, nothing is loaded now."""
+    from moto.s3.models import s3_backends
+
+    bucket = s3_backends[account]["aws"].buckets[bucket_name]
+    if bucket.is_versioned:
+        raise ValueError(f"bucket {bucket_name}: only unversioned buckets are stored on disk")
+    bucket.keys = _StoredKeys(bucket, store)
+    _attached.append((bucket, "keys"))
+
+
+def _stored_key_class() -> type:
+    from moto.s3.models import FakeKey
+
+    class StoredKey(FakeKey):  # type: ignore[misc, valid-type]
+        """A key whose bytes stay in the store's blob until something reads them."""
+
+        _blob_path: Any = None
+
+        @property
+        def value(self) -> bytes:
+            if self._blob_path is None:
+                return FakeKey.value.fget(self)  # type: ignore[attr-defined, no-any-return]
+            return bytes(self._blob_path.read_bytes())
+
+        @value.setter
+        def value(self, new_value: bytes) -> None:
+            self._blob_path = None
+            FakeKey.value.fset(self, new_value)  # type: ignore[attr-defined]
+
+    return StoredKey
+
+
+_STORED_KEY: list[type] = []
+
+
+def _stored_key(bucket: Any, name: str, row: dict[str, Any], store: Any) -> Any:
+    from moto.utilities.utils import LowercaseDict
+
+    if not _STORED_KEY:
+        _STORED_KEY.append(_stored_key_class())
+    meta = row["meta"]
+    key = _STORED_KEY[0](
+        name=name,
+        value=b"",
+        account_id=bucket.account_id,
+        region_name=bucket.region_name,
+        storage=meta.get("storage_class") or "STANDARD",
+        etag=row["etag"].strip('"'),
+        bucket_name=bucket.name,
+        checksum_value=meta.get("checksum_value"),
+    )
+    key._blob_path = store.blob_path(row["blob"])
+    key.contentsize = row["size"]
+    key.last_modified = datetime.datetime.fromisoformat(row["modified"])
+    key._metadata = LowercaseDict(meta.get("metadata") or {})
+    key.checksum_algorithm = meta.get("checksum_algorithm")
+    key.website_redirect_location = meta.get("website_redirect_location")
+    return key
+
+
+def _key_row(key: Any, store: Any) -> dict[str, Any]:
+    blob = key._blob_path.name if getattr(key, "_blob_path", None) is not None else store.put_blob(key.value)
+    return {
+        "blob": blob,
+        "etag": key.etag,
+        "size": key.size,
+        "modified": key.last_modified.isoformat(),
+        "meta": {
+            "metadata": dict(key.metadata),
+            "storage_class": key.storage_class,
+            "checksum_algorithm": key.checksum_algorithm,
+            "checksum_value": key.checksum_value,
+            "website_redirect_location": key.website_redirect_location,
+        },
+    }
+
+
+def _key_store_base() -> type:
+    from moto.s3.utils import _VersionedKeyStore
+
+    return _VersionedKeyStore  # type: ignore[no-any-return]
+
+
+class _StoredKeys(_key_store_base()):  # type: ignore[misc]
+    """moto's key store for one bucket, over the store: live keys in memory until their request ends."""
+
+    def __init__(self, bucket: Any, store: Any) -> None:
+        super().__init__()
+        self._bucket = bucket
+        self._store = store
+        self._live: dict[str, list[Any]] = {}  # written by a request still running
+        self._gone: set[str] = set()  # deleted by a request still running
+        self._by_thread: dict[int, set[str]] = {}
+        self._lock = threading.RLock()
+
+    # what moto calls
+    def __sgetitem__(self, key: str) -> list[Any]:
+        with self._lock:
+            if key in self._live:
+                return self._live[key]
+            if key in self._gone:
+                raise KeyError(key)
+        row = self._store.get_object(self._bucket.name, key)
+        if row is None:
+            raise KeyError(key)
+        return [_stored_key(self._bucket, key, row, self._store)]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.setlist(key, [value])
+
+    def setlist(self, key: Any, list_: Any) -> None:
+        if not isinstance(list_, list):
+            list_ = list(list_) if isinstance(list_, tuple) else [list_]
+        with self._lock:
+            self._live[key] = list_
+            self._gone.discard(key)
+            self._mark(key)
+
+    def pop(self, key: str, *default: Any) -> None:  # type: ignore[override]
+        with self._lock:
+            self._live.pop(key, None)
+            self._gone.add(key)
+            self._mark(key)
+
+    def __delitem__(self, key: str) -> None:
+        self.pop(key)
+
+    def __contains__(self, key: object) -> bool:
+        with self._lock:
+            if key in self._live:
+                return True
+            if key in self._gone:
+                return False
+        return isinstance(key, str) and self._store.has_object(self._bucket.name, key)
+
+    def _names(self) -> list[str]:
+        with self._lock:
+            live, gone = set(self._live), set(self._gone)
+        return sorted((set(self._store.object_keys(self._bucket.name)) | live) - gone)
+
+    def _self_iterable(self) -> dict[str, Any]:
+        return dict.fromkeys(self._names())
+
+    def keys(self) -> Any:  # type: ignore[override]
+        return self._names()
+
+    def __iter__(self) -> Any:
+        return iter(self._names())
+
+    def __len__(self) -> int:
+        return len(self._names())
+
+    def __bool__(self) -> bool:
+        with self._lock:
+            if self._live:
+                return True
+        return self._store.count_objects(self._bucket.name) > len(self._gone)
+
+    def item_size(self) -> int:
+        return len(self)
+
+    # what the server calls when a request ends
+    def _mark(self, key: str) -> None:
+        self._by_thread.setdefault(threading.get_ident(), set()).add(key)
+        _touched()[id(self)] = self
+
+    def flush_thread(self) -> None:
+        from moto.s3.models import FakeDeleteMarker
+
+        with self._lock:
+            names = self._by_thread.pop(threading.get_ident(), set())
+            changes = [(name, self._live.get(name), name in self._gone) for name in names]
+        for name, versions, gone in changes:
+            if gone or not versions or isinstance(versions[-1], FakeDeleteMarker):
+                self._store.delete_object(self._bucket.name, name)
+            else:
+                row = _key_row(versions[-1], self._store)
+                self._store.put_object(self._bucket.name, name, **row)
+            with self._lock:  # the store has it now; a later request reads it from there
+                still_used = any(name in others for others in self._by_thread.values())
+                if not still_used and versions is not None and self._live.get(name) is versions:
+                    del self._live[name]
+                if gone and not still_used:
+                    self._gone.discard(name)
+
+
+# 14. Table items on disk: read from the store, written when the request that changed them ends ------
+def store_items(account: str, region: str, table_name: str, store: Any) -> None:
+    """Back a hash-key-only table by ``store``: its items are read from there, nothing is loaded now."""
+    from moto.dynamodb.models import dynamodb_backends
+
+    table = dynamodb_backends[account][region].tables[table_name]
+    if table.range_key_attr is not None:
+        raise ValueError(f"table {table.name}: only hash-key tables are stored on disk")
+    table.items = _StoredItems(table, store)
+    _attached.append((table, "items"))
+
+
+_attached: list[tuple[Any, str]] = []
+
+
+def release_stores() -> None:
+    """Give moto back in-memory (empty) key stores and item dicts: the store is closing.
+
+    moto's reset, when the next stack of this process starts, walks every bucket's keys; it
+    must not reach a closed store.
+    """
+    from collections import defaultdict
+
+    from moto.s3.utils import _VersionedKeyStore
+
+    while _attached:
+        owner, attribute = _attached.pop()
+        setattr(owner, attribute, _VersionedKeyStore() if attribute == "keys" else defaultdict(dict))
+
+
+def _hash_id(hash_key: Any) -> str:
+    return json.dumps(hash_key.to_json(), sort_keys=True)
+
+
+class _StoredItems(dict):  # type: ignore[type-arg]
+    """moto's ``Table.items`` (hash key -> Item) over the store; items a request touched stay live until it ends."""
+
+    def __init__(self, table: Any, store: Any) -> None:
+        super().__init__()
+        self._table = table
+        self._store = store
+        self._live: dict[str, Any] = {}
+        self._gone: set[str] = set()
+        self._by_thread: dict[int, set[str]] = {}
+        self._lock = threading.RLock()
+
+    def _load(self, hash_key: Any) -> Any:
+        from moto.dynamodb.models.dynamo_type import Item
+
+        hid = _hash_id(hash_key)
+        with self._lock:
+            if hid in self._live:
+                self._mark(hid)  # an UpdateItem edits the item it got: write it back at the end
+                return self._live[hid]
+            if hid in self._gone:
+                return None
+        attrs = self._store.get_item(self._table.name, hid)
+        if attrs is None:
+            return None
+        item = Item(hash_key, None, attrs)
+        with self._lock:
+            self._live.setdefault(hid, item)
+            self._mark(hid)
+            return self._live[hid]
+
+    def __getitem__(self, hash_key: Any) -> Any:
+        item = self._load(hash_key)
+        if item is None:
+            raise KeyError(hash_key)
+        return item
+
+    def get(self, hash_key: Any, default: Any = None) -> Any:
+        item = self._load(hash_key)
+        return default if item is None else item
+
+    def __contains__(self, hash_key: object) -> bool:
+        return self._load(hash_key) is not None
+
+    def __setitem__(self, hash_key: Any, item: Any) -> None:
+        hid = _hash_id(hash_key)
+        with self._lock:
+            self._live[hid] = item
+            self._gone.discard(hid)
+            self._mark(hid)
+
+    def pop(self, hash_key: Any, *default: Any) -> Any:  # type: ignore[override]
+        item = self._load(hash_key)
+        if item is None:
+            if default:
+                return default[0]
+            raise KeyError(hash_key)
+        hid = _hash_id(hash_key)
+        with self._lock:
+            self._live.pop(hid, None)
+            self._gone.add(hid)
+            self._mark(hid)
+        return item
+
+    def __delitem__(self, hash_key: Any) -> None:
+        self.pop(hash_key)
+
+    def _all(self) -> list[Any]:
+        from moto.dynamodb.models.dynamo_type import DynamoType
+
+        with self._lock:
+            live_ids, gone = set(self._live), set(self._gone)
+        ids = (set(self._store.item_keys(self._table.name)) | live_ids) - gone
+        return [DynamoType(json.loads(hid)) for hid in sorted(ids)]
+
+    def keys(self) -> Any:  # type: ignore[override]
+        return self._all()
+
+    def __iter__(self) -> Any:
+        return iter(self._all())
+
+    def values(self) -> Any:  # type: ignore[override]
+        return [item for item in (self._load(k) for k in self._all()) if item is not None]
+
+    def items(self) -> Any:  # type: ignore[override]
+        return [(k, item) for k in self._all() if (item := self._load(k)) is not None]
+
+    def __len__(self) -> int:
+        return len(self._all())
+
+    def __bool__(self) -> bool:
+        return len(self) > 0
+
+    def _mark(self, hid: str) -> None:
+        self._by_thread.setdefault(threading.get_ident(), set()).add(hid)
+        _touched()[id(self)] = self
+
+    def flush_thread(self) -> None:
+        with self._lock:
+            ids = self._by_thread.pop(threading.get_ident(), set())
+            changes = [(hid, self._live.get(hid), hid in self._gone) for hid in ids]
+        for hid, item, gone in changes:
+            if gone:
+                self._store.delete_item(self._table.name, hid)
+            elif item is not None:
+                self._store.put_item(self._table.name, hid, item.to_json()["Attributes"])
+            with self._lock:
+                still_used = any(hid in others for others in self._by_thread.values())
+                if not still_used and self._live.get(hid) is item:
+                    self._live.pop(hid, None)
+                if gone and not still_used:
+                    self._gone.discard(hid)

@@ -1,8 +1,8 @@
 """One command's local stack: the template deployed on moto, bound to the state folder.
 
-It puts earlier uploads and records back before S3 notifications are on (so nothing runs
-again), saves each execution with its full history as it ends, and saves the records table
-when the command is done.
+The buckets and the table read and write the state folder's store as requests need them, so
+nothing is loaded at start and nothing runs again. Each execution is saved with its full
+history as it ends, and the records table is written out as ``records.json`` when it changed.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from typing import Any
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from ..plain import to_dynamo, to_json
 from ..template import load_template
 from ..terminal import console
 from .lambda_runtime import FaultSwitch
@@ -22,37 +21,44 @@ from .state import StateFolder
 
 
 class Session:
-    """A deployed local stack bound to the state folder: restores uploads and records, saves executions."""
+    """A deployed local stack bound to the state folder: its store, its executions and records.json."""
 
     def __init__(self, state: StateFolder, *, port: int | None = None, faults: FaultSwitch | None = None) -> None:
         self.state = state
         template = load_template(state.cache_dir)
-        self.stack = LocalStack(template, state.root, port=port, faults=faults, on_execution_end=self._ended)
+        self.store = state.store()
+        self.stack = LocalStack(
+            template,
+            state.root,
+            port=port,
+            faults=faults,
+            on_execution_end=self._ended,
+            load_execution=state.load_execution,
+            stored_executions=state.execution_summaries,
+            store=self.store,
+        )
+        state.import_earlier_format(self.store, self.stack.upload_bucket, self.stack.table_name)
         self._saving: list[threading.Thread] = []
-        self._records_saved_after = -1
+        self._records_exported_at = self.store.item_writes
+        self._definitions: dict[str, str] = {}  # state machine ARN -> definition hash, saved once
 
     def __enter__(self) -> Session:
         self.stack.start()
-        self.stack.deploy(before_events=self._restore)
+        self.stack.deploy()
         return self
 
     def __exit__(self, *exc: object) -> None:
         try:
             for thread in self._saving:
                 thread.join()
-            if self._records_saved_after != len(self.stack.ended):  # a scan of a big table is not free
-                self.save_records()
+            if self.stack.runtime is not None:
+                self.stack.runtime.wait_for_async()  # FAILED records arrive asynchronously
+            if self.store.item_writes != self._records_exported_at:
+                self._records_exported_at = self.store.item_writes
+                self.state.export_records(self.store, self.stack.table_name)
         finally:
             self.stack.stop()
-
-    def _restore(self, stack: LocalStack) -> None:
-        """Earlier uploads and records, put back before S3 notifications are on: nothing re-runs."""
-        s3 = stack.client("s3")
-        for key, data in self.state.uploads().items():
-            s3.put_object(Bucket=stack.upload_bucket, Key=key, Body=data)
-        table = _table(stack)
-        for item in self.state.records().values():
-            table.put_item(Item=to_dynamo(item))
+            self.store.close()
 
     def _ended(self, detail: dict[str, Any]) -> None:
         thread = threading.Thread(target=self._save_execution, args=(detail,), daemon=True)
@@ -71,9 +77,15 @@ class Session:
             if not token:
                 break
         described = sfn.describe_execution(executionArn=detail["executionArn"])
+        machine = described["stateMachineArn"]
+        if machine not in self._definitions:  # what a later process redrives this execution with
+            definition = sfn.describe_state_machine(stateMachineArn=machine)["definition"]
+            self._definitions[machine] = self.state.save_definition(definition)
+        earlier = self.state.load_execution(described["executionArn"]) or {}
         self.state.save_execution(
             {
                 "executionArn": described["executionArn"],
+                "stateMachineArn": machine,
                 "name": described["name"],
                 "status": described["status"],
                 "startDate": described["startDate"],
@@ -82,13 +94,24 @@ class Session:
                 "output": json.loads(described["output"]) if described.get("output") else None,
                 "error": described.get("error"),
                 "cause": described.get("cause"),
-                "replayOf": None,
+                "redriveCount": described.get("redriveCount", 0),
+                "redriveDate": described.get("redriveDate"),
+                "replayOf": earlier.get("replayOf"),
+                "definitionHash": self._definitions[machine],
                 "events": events,
             }
         )
 
+    def deployed(self) -> Any:
+        """This stack as ``thumbs --stack`` sees a deployed one: found by its outputs, through the endpoint."""
+        import boto3
+
+        from ..aws import DeployedStack
+
+        session = boto3.Session(aws_access_key_id="local", aws_secret_access_key="local", region_name="us-east-1")
+        return DeployedStack.find(self.stack.stack_name, session, endpoint_url=self.stack.endpoint)
+
     def upload(self, key: str, data: bytes) -> None:
-        self.state.save_upload(key, data)
         self.stack.client("s3").put_object(Bucket=self.stack.upload_bucket, Key=key, Body=data)
 
     def wait(self, expected: int, label: str) -> bool:
@@ -116,31 +139,13 @@ class Session:
         }
 
     def save_records(self) -> list[dict[str, Any]]:
+        """Every record, as plain values, written out as ``records.json`` (one item per source_id)."""
         if self.stack.runtime is not None:
             self.stack.runtime.wait_for_async()  # FAILED records arrive asynchronously
-        self._records_saved_after = len(self.stack.ended)
-        items = _scan(_table(self.stack))
-        self.state.save_records(items)
-        return items
+        self._records_exported_at = self.store.item_writes
+        self.state.export_records(self.store, self.stack.table_name)
+        return list(self.state.iter_records(self.store, self.stack.table_name))
 
-
-def _table(stack: LocalStack) -> Any:
-    import boto3
-
-    return boto3.resource(
-        "dynamodb",
-        endpoint_url=stack.endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="local",
-        aws_secret_access_key="local",
-    ).Table(stack.table_name)
-
-
-def _scan(table: Any) -> list[dict[str, Any]]:
-    items, start = [], None
-    while True:
-        page = table.scan(**({"ExclusiveStartKey": start} if start else {}))
-        items += [to_json(item) for item in page["Items"]]
-        start = page.get("LastEvaluatedKey")
-        if not start:
-            return items
+    def record(self, source_id: str) -> dict[str, Any] | None:
+        """One record, as plain values, straight from the store."""
+        return self.state.record(self.store, self.stack.table_name, source_id)

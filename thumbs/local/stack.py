@@ -26,6 +26,7 @@ from .. import FUNCTIONS_DIR
 from ..template import STACK_NAME, resources_of_type, state_machine_definition
 from . import moto_internals
 from .lambda_runtime import FaultSwitch, FunctionSpec, LocalLambdaRuntime
+from .store import Store
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
@@ -97,8 +98,33 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+class _Server:
+    """A WSGI app on a loopback port, served by threads; ``stop`` closes the port."""
+
+    def __init__(self, app: Any, port: int) -> None:
+        from werkzeug.serving import make_server
+
+        self._server = make_server(
+            "127.0.0.1", port, app, threaded=True, request_handler=moto_internals.request_handler()
+        )
+        self.port = int(self._server.server_port)
+        self._thread = threading.Thread(target=self._server.serve_forever, name=f"server-{self.port}", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join()
+
+
 class LocalStack:
-    """moto server + the template's resources + the local Lambda runtime, wired as on AWS."""
+    """moto server + the template's resources + the local Lambda runtime, wired as on AWS.
+
+    The port given (``endpoint``) opens only when the stack is deployed: until then moto is
+    served on a private port that only the deployment uses. A client that waits for the
+    port, as health checks and scripts do, so never reaches a bucket whose events are not
+    on yet. ``GET /_thumbs/ready`` answers 200 with the stack's names once it is.
+    """
 
     def __init__(
         self,
@@ -109,6 +135,9 @@ class LocalStack:
         faults: FaultSwitch | None = None,
         stack_name: str = STACK_NAME,
         on_execution_end: Callable[[dict[str, Any]], None] | None = None,
+        load_execution: moto_internals.LoadExecution | None = None,
+        stored_executions: moto_internals.StoredExecutions | None = None,
+        store: Store | None = None,
     ) -> None:
         self.template = template
         self.state_dir = state_dir
@@ -118,10 +147,15 @@ class LocalStack:
         self.stack_name = stack_name
         self.faults = faults or FaultSwitch()
         self.on_execution_end = on_execution_end
-        self._server: Any = None
+        self.load_execution = load_execution
+        self.stored_executions = stored_executions
+        self.store = store  # buckets and table on disk; None: in moto's memory, gone at stop
+        self._private: _Server | None = None
+        self._public: _Server | None = None
+        self.ready = threading.Event()
         self.runtime: LocalLambdaRuntime | None = None
         self._ended = threading.Condition()
-        self._clients: dict[str, Any] = {}
+        self._clients: dict[tuple[str, str], Any] = {}
         self._clients_lock = threading.Lock()
         self.started_executions = 0
         self.ended: list[dict[str, Any]] = []
@@ -143,29 +177,37 @@ class LocalStack:
     def state_machine_arn(self) -> str:
         return output_of(self.template, self.names, "StateMachineArn")
 
+    @property
+    def api_endpoint(self) -> str:
+        """Where this process reaches moto: the private port while deploying, then ``endpoint``."""
+        if self.ready.is_set() or self._private is None:
+            return self.endpoint
+        return f"http://127.0.0.1:{self._private.port}"
+
     def client(self, service: str) -> Any:
-        """One client per service, made under a lock: creating boto3 clients is not thread-safe."""
+        """One client per service and endpoint, made under a lock: creating boto3 clients is not thread-safe."""
         import boto3
 
+        endpoint = self.api_endpoint
         with self._clients_lock:
-            if service not in self._clients:
-                self._clients[service] = boto3.session.Session().client(
+            if (service, endpoint) not in self._clients:
+                self._clients[service, endpoint] = boto3.session.Session().client(
                     service,
-                    endpoint_url=self.endpoint,
+                    endpoint_url=endpoint,
                     region_name=REGION,
                     aws_access_key_id="local",
                     aws_secret_access_key="local",
                 )
-            return self._clients[service]
+            return self._clients[service, endpoint]
 
     def start(self) -> LocalStack:
         import logging
 
-        from moto.server import ThreadedMotoServer
-
         logging.getLogger("werkzeug").setLevel(
             logging.INFO if os.environ.get("THUMBS_DEBUG") else logging.WARNING
         )  # one line per request otherwise
+        with socket.socket() as probe:  # fail now, not after the deploy, if the port is taken
+            probe.bind(("127.0.0.1", self.port))
 
         os.environ["MOTO_PORT"] = str(self.port)  # moto's interpreter calls Lambda on this port
         moto_internals.enable_execution()
@@ -181,21 +223,61 @@ class LocalStack:
             invoke_async=self.runtime.invoke_async,
             start_execution=self._start_execution,
             execution_ended=self._execution_ended,
+            load_execution=self.load_execution,
+            stored_executions=self.stored_executions,
         )
-        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
-        self._server.start()
+        self._app = moto_internals.server_app()
+        self._private = _Server(self._wsgi, 0)
         # moto's backends live for the process: start every stack from an empty account.
         import requests
 
-        requests.post(f"{self.endpoint}/moto-api/reset", timeout=30).raise_for_status()
+        requests.post(f"{self.api_endpoint}/moto-api/reset", timeout=30).raise_for_status()
         return self
+
+    def _open(self) -> None:
+        """The stack is deployed: open the public port, then close the private one."""
+        self._public = _Server(self._wsgi, self.port)
+        self.ready.set()
+        if self._private is not None:
+            self._private.stop()
+            self._private = None
+
+    def _wsgi(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        """moto, and under ``/_thumbs/`` the stack's own answers (no S3 bucket name can start with ``_``)."""
+        path = environ.get("PATH_INFO", "")
+        if path == "/_thumbs/ready":
+            body = json.dumps(self.describe() if self.ready.is_set() else {"ready": False}).encode()
+            status = "200 OK" if self.ready.is_set() else "503 Service Unavailable"
+            start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+            return [body]
+        try:
+            return self._app(environ, start_response)
+        finally:
+            moto_internals.flush_request()  # what this request changed, into the store
+
+    def describe(self) -> dict[str, Any]:
+        """What a client needs to use the stack: its endpoint and the names of its outputs."""
+        return {
+            "ready": self.ready.is_set(),
+            "endpoint": self.endpoint,
+            "stack": self.stack_name,
+            "uploadBucket": self.upload_bucket,
+            "thumbnailBucket": self.thumbnail_bucket,
+            "recordsTable": self.table_name,
+            "stateMachineArn": self.state_machine_arn,
+        }
 
     def stop(self) -> None:
         if self.runtime is not None:
             self.runtime.wait_for_async()
             self.runtime.close()
-        if self._server is not None:
-            self._server.stop()
+        for server in (self._public, self._private):
+            if server is not None:
+                server.stop()
+        self._public = self._private = None
+        self.ready.clear()
+        if self.store is not None:
+            moto_internals.release_stores()
 
     def __enter__(self) -> LocalStack:
         return self.start()
@@ -271,6 +353,11 @@ class LocalStack:
             events.put_rule(Name=logical, EventPattern=json.dumps(props["EventPattern"]), State="ENABLED")
             events.put_targets(Rule=logical, Targets=[{"Id": t["Id"], "Arn": t["Arn"]} for t in props["Targets"]])
         self._register_outputs()
+        if self.store is not None:  # earlier objects and items are read from disk as needed: nothing to load
+            for logical in buckets:
+                moto_internals.store_objects(ACCOUNT, self.names.refs[logical], self.store)
+            for logical in resources_of_type(self.template, "AWS::DynamoDB::Table"):
+                moto_internals.store_items(ACCOUNT, REGION, self.names.refs[logical], self.store)
         if before_events is not None:
             before_events(self)
         for logical, resource in buckets.items():
@@ -279,6 +366,7 @@ class LocalStack:
                 s3.put_bucket_notification_configuration(
                     Bucket=self.names.refs[logical], NotificationConfiguration={"EventBridgeConfiguration": {}}
                 )
+        self._open()
 
     def _register_outputs(self) -> None:
         """A CloudFormation stack holding only the template's Outputs, resolved to local names.

@@ -1,15 +1,18 @@
 """The local state folder (``.thumbs/`` by default, ``THUMBS_STATE`` or ``--state`` to move it).
 
-What a later ``thumbs`` process needs from an earlier one lives here, as plain JSON files:
+What a later ``thumbs`` process needs from an earlier one lives here:
 
     .thumbs/
-      executions/<name>.json   one per execution: input, status, output, error, full history
-      records.json             the records table, by source_id
-      uploads/index.json       uploaded keys -> content files, so replay finds its source again
-      uploads/objects/<sha256> uploaded bytes
+      state.db, blobs/         the buckets' objects and the table's items (thumbs/local/store.py)
+      records.json             the records table written out, by source_id, after each command
+      executions/<name>.json   one per execution: input, status, output, error, redrives, full history
+      definitions/<hash>.json  the state machine definitions executions ran on (a redrive reuses it)
       logs/<function>.log      what each local Lambda printed (JSON logs, EMF metrics)
       cache/                   synthesized templates, by source hash
       samples/                 the generated sample images
+
+Nothing here is loaded at start: objects, items and executions are read when a request
+names them, so a folder with 10,000 earlier uploads starts like an empty one.
 """
 
 from __future__ import annotations
@@ -17,11 +20,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ..plain import to_json
+from ..plain import to_dynamo, to_json
+from .store import Store
 
 DEFAULT_STATE = ".thumbs"
 
@@ -34,18 +39,47 @@ class StateFolder:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.executions_dir = root / "executions"
-        self.uploads_dir = root / "uploads" / "objects"
         self.logs_dir = root / "logs"
         self.cache_dir = root / "cache"
         self.samples_dir = root / "samples"
-        self._lock = threading.Lock()
-        for folder in (self.executions_dir, self.uploads_dir, self.logs_dir, self.cache_dir):
+        self.definitions_dir = root / "definitions"
+        for folder in (self.executions_dir, self.logs_dir, self.cache_dir, self.definitions_dir):
             folder.mkdir(parents=True, exist_ok=True)
 
     # executions
     def save_execution(self, execution: dict[str, Any]) -> None:
         path = self.executions_dir / f"{execution['name']}.json"
         path.write_text(json.dumps(to_json(execution), indent=1))
+
+    def load_execution(self, arn: str) -> dict[str, Any] | None:
+        """One saved execution with its history and the definition it ran on; None if there is none."""
+        path = self.executions_dir / f"{arn.rsplit(':', 1)[-1]}.json"
+        if not path.exists():
+            return None
+        execution = json.loads(path.read_text())
+        if execution.get("executionArn") != arn:
+            return None
+        digest = execution.get("definitionHash")
+        if digest and (self.definitions_dir / f"{digest}.json").exists():
+            execution["definition"] = (self.definitions_dir / f"{digest}.json").read_text()
+        return execution
+
+    def execution_summaries(self, state_machine_arn: str) -> list[dict[str, Any]]:
+        """What ListExecutions shows of each saved execution of one state machine."""
+        machine = state_machine_arn.split(":")[6]
+        return [
+            {k: v for k, v in e.items() if k not in ("events", "input", "output")}
+            for e in self.executions()
+            if e.get("executionArn", "").split(":")[6:7] == [machine]
+        ]
+
+    def save_definition(self, definition: str) -> str:
+        """Keep a state machine definition by its hash (executions name the one they ran on)."""
+        digest = hashlib.sha256(definition.encode()).hexdigest()[:16]
+        path = self.definitions_dir / f"{digest}.json"
+        if not path.exists():
+            path.write_text(definition)
+        return digest
 
     def executions(self, status: str | None = None) -> list[dict[str, Any]]:
         found = [json.loads(p.read_text()) for p in self.executions_dir.glob("*.json")]
@@ -56,35 +90,67 @@ class StateFolder:
     def find_execution(self, reference: str) -> dict[str, Any]:
         """By ARN, by name, or by a unique prefix of the name."""
         name = reference.rsplit(":", 1)[-1]
-        matches = [e for e in self.executions() if e["name"] == name or e["name"].startswith(name)]
+        if (self.executions_dir / f"{name}.json").exists():  # an exact name wins over longer names it begins
+            return json.loads((self.executions_dir / f"{name}.json").read_text())
+        matches = [e for e in self.executions() if e["name"].startswith(name)]
         if len(matches) != 1:
             reason = "no execution" if not matches else f"{len(matches)} executions"
             raise LookupError(f"{reason} in {self.executions_dir} match {reference!r}")
         return matches[0]
 
-    # records
+    # the store: objects and table items (thumbs/local/store.py), and records.json
+    def store(self) -> Store:
+        return Store(self.root)
+
+    def iter_records(self, store: Store, table: str) -> Iterator[dict[str, Any]]:
+        """Every record in the store, as plain values, one at a time."""
+        from boto3.dynamodb.types import TypeDeserializer
+
+        deserializer = TypeDeserializer()
+        for item in store.items(table):
+            yield to_json(deserializer.deserialize({"M": item}))
+
+    def export_records(self, store: Store, table: str) -> int:
+        """Write ``records.json`` (one item per source_id) from the store, streaming; how many it holds."""
+        path = self.root / "records.json"
+        partial = path.with_suffix(".partial")
+        count = 0
+        with partial.open("w") as out:
+            out.write("{")
+            for item in self.iter_records(store, table):
+                out.write(("," if count else "") + "\n " + json.dumps(item["source_id"], ensure_ascii=False) + ": ")
+                out.write(json.dumps(item, ensure_ascii=False))
+                count += 1
+            out.write("\n}\n")
+        partial.replace(path)  # never half a file
+        return count
+
+    def record(self, store: Store, table: str, source_id: str) -> dict[str, Any] | None:
+        from boto3.dynamodb.types import TypeDeserializer
+
+        item = store.get_item(table, json.dumps({"S": source_id}, sort_keys=True))
+        return to_json(TypeDeserializer().deserialize({"M": item})) if item else None
+
     def records(self) -> dict[str, dict[str, Any]]:
+        """``records.json``: what the last command wrote out."""
         path = self.root / "records.json"
         return json.loads(path.read_text()) if path.exists() else {}
 
-    def save_records(self, items: list[dict[str, Any]]) -> None:
-        with self._lock:
-            merged = self.records()
-            merged.update({item["source_id"]: to_json(item) for item in items})
-            (self.root / "records.json").write_text(json.dumps(merged, indent=1, ensure_ascii=False))
+    def import_earlier_format(self, store: Store, upload_bucket: str, table: str) -> None:
+        """A state folder from before the store: its uploads and records move into it, once."""
+        from boto3.dynamodb.types import TypeSerializer
 
-    # uploads
-    def _index(self) -> dict[str, str]:
-        path = self.root / "uploads" / "index.json"
-        return json.loads(path.read_text()) if path.exists() else {}
-
-    def save_upload(self, key: str, data: bytes) -> None:
-        digest = hashlib.sha256(data).hexdigest()
-        (self.uploads_dir / digest).write_bytes(data)
-        with self._lock:
-            index = self._index()
-            index[key] = digest
-            (self.root / "uploads" / "index.json").write_text(json.dumps(index, ensure_ascii=False))
-
-    def uploads(self) -> dict[str, bytes]:
-        return {key: (self.uploads_dir / digest).read_bytes() for key, digest in self._index().items()}
+        index = self.root / "uploads" / "index.json"
+        if index.exists():
+            for key, digest in json.loads(index.read_text()).items():
+                data = (self.root / "uploads" / "objects" / digest).read_bytes()
+                etag = '"' + hashlib.md5(data, usedforsecurity=False).hexdigest() + '"'
+                modified = datetime.now(UTC).replace(tzinfo=None).isoformat()
+                meta = {"metadata": {"Content-Type": "binary/octet-stream"}}
+                store.put_object(upload_bucket, key, store.put_blob(data), etag, len(data), modified, meta)
+            index.rename(index.with_suffix(".imported"))
+        if self.records() and store.count_items(table) == 0:
+            serializer = TypeSerializer()
+            for item in self.records().values():
+                low_level = serializer.serialize(to_dynamo(item))["M"]
+                store.put_item(table, json.dumps({"S": item["source_id"]}, sort_keys=True), low_level)

@@ -1,0 +1,270 @@
+"""The local engine as a place to work: redrive as on AWS, no upload lost at start, AWS-shaped errors."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import boto3
+import pytest
+import requests
+from botocore.exceptions import ClientError
+
+from tests.images import encode, photo
+from thumbs.cli import main
+from thumbs.local.lambda_runtime import FaultSwitch
+from thumbs.local.session import Session
+from thumbs.local.stack import free_port
+from thumbs.local.state import StateFolder
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def client(service: str, endpoint: str):
+    return boto3.client(
+        service, endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x"
+    )
+
+
+def entered(events: list[dict], name: str) -> int:
+    states = [e["stateEnteredEventDetails"]["name"] for e in events if e["type"].endswith("StateEntered")]
+    return states.count(name)
+
+
+def after_redrive(events: list[dict]) -> list[dict]:
+    (at,) = [i for i, e in enumerate(events) if e["type"] == "ExecutionRedriven"]
+    return events[at + 1 :]
+
+
+def test_a_map_that_failed_halfway_is_redriven_under_the_same_arn_rerunning_only_what_failed(tmp_path):
+    state = StateFolder(tmp_path / "state")
+    with Session(state, faults=FaultSwitch.parse(["resize=transient:10@1"])) as session:
+        session.upload("halfway.jpg", encode(photo(400, 300), "JPEG"))
+        assert session.wait(1, "a Map that fails halfway")
+        sfn = client("stepfunctions", session.stack.endpoint)
+        (run,) = sfn.list_executions(stateMachineArn=session.stack.state_machine_arn)["executions"]
+        arn = run["executionArn"]
+        failed = sfn.describe_execution(executionArn=arn)
+        assert failed["status"] == "FAILED" and failed["redriveStatus"] == "REDRIVABLE"
+        assert "redriveCount" not in failed
+
+        redriven = sfn.redrive_execution(executionArn=arn)
+        assert isinstance(redriven["redriveDate"], datetime)
+        assert session.wait(2, "the redrive")
+        done = sfn.describe_execution(executionArn=arn)
+        events = sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
+        (listed,) = sfn.list_executions(stateMachineArn=session.stack.state_machine_arn)["executions"]
+        (record,) = session.save_records()
+
+    assert done["status"] == "SUCCEEDED" and done["executionArn"] == arn
+    assert done["redriveCount"] == 1 and done["redriveDate"] == redriven["redriveDate"]
+    assert done["redriveStatus"] == "NOT_REDRIVABLE" and "SUCCEEDED" in done["redriveStatusReason"]
+    assert listed["executionArn"] == arn and listed["redriveCount"] == 1
+    # The history keeps the failed run and adds the redrive; ids continue.
+    assert [e["id"] for e in events] == list(range(1, len(events) + 1))
+    assert [e["type"] for e in events].count("ExecutionFailed") == 1 and events[-1]["type"] == "ExecutionSucceeded"
+    assert entered(events, "Validate") == 1  # succeeded states do not run again
+    resumed = after_redrive(events)
+    assert resumed[0]["type"] == "MapStateEntered"  # the failed state restarts...
+    map_input = next(e for e in events if e["type"] == "MapStateEntered")["stateEnteredEventDetails"]["input"]
+    assert resumed[0]["stateEnteredEventDetails"]["input"] == map_input  # ...with the input it had
+    assert sum(1 for e in resumed if e["type"] == "MapIterationStarted") == 2  # only the two that failed
+    assert record["status"] == "SUCCEEDED" and sorted(t["size"] for t in record["thumbnails"]) == [128, 256, 1024]
+    assert record["execution_arn"] == arn
+
+
+def test_a_succeeded_or_running_execution_is_not_redrivable(tmp_path):
+    state = StateFolder(tmp_path / "state")
+    with Session(state, faults=FaultSwitch.parse(["validate=timeout:1"])) as session:
+        sfn = client("stepfunctions", session.stack.endpoint)
+        session.upload("slow.jpg", encode(photo(), "JPEG"))  # a timeout retries after 2 s: RUNNING meanwhile
+        deadline = time.monotonic() + 30
+        while not (runs := sfn.list_executions(stateMachineArn=session.stack.state_machine_arn)["executions"]):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        with pytest.raises(ClientError) as running:
+            sfn.redrive_execution(executionArn=runs[0]["executionArn"])
+        assert session.wait(1, "the run")
+        with pytest.raises(ClientError) as succeeded:
+            sfn.redrive_execution(executionArn=runs[0]["executionArn"])
+        with pytest.raises(ClientError) as missing:
+            sfn.redrive_execution(executionArn=runs[0]["executionArn"] + "-nope")
+    assert running.value.response["Error"]["Code"] == "ExecutionNotRedrivable"
+    assert "RUNNING" in running.value.response["Error"]["Message"]
+    assert succeeded.value.response["Error"]["Code"] == "ExecutionNotRedrivable"
+    assert "SUCCEEDED" in succeeded.value.response["Error"]["Message"]
+    assert missing.value.response["Error"]["Code"] == "ExecutionDoesNotExist"
+
+
+def test_replay_in_a_later_process_redrives_and_restarts_what_is_past_the_redrive_window(tmp_path):
+    files = tmp_path / "in"
+    files.mkdir()
+    (files / "a.jpg").write_bytes(encode(photo(400, 300), "JPEG"))
+    (files / "b.jpg").write_bytes(encode(photo(300, 400), "JPEG"))
+    home = tmp_path / "state"
+    run = ["--state", str(home), "run", str(files), "--out", str(tmp_path / "out"), "--fault", "validate=transient:10"]
+    assert main(run) == 1
+    state = StateFolder(home)
+    first, second = sorted(state.executions("FAILED"), key=lambda e: e["input"]["detail"]["object"]["key"])
+    old = json.loads((state.executions_dir / f"{second['name']}.json").read_text())
+    old["stopDate"] = (datetime.now(UTC) - timedelta(days=15)).isoformat()  # stopped past AWS's 14 days
+    (state.executions_dir / f"{second['name']}.json").write_text(json.dumps(old))
+
+    assert main(["--state", str(home), "replay", "--failed"]) == 0
+
+    redriven = state.find_execution(first["name"])
+    assert redriven["status"] == "SUCCEEDED" and redriven["redriveCount"] == 1
+    assert entered(redriven["events"], "Validate") == 2  # the failed state ran again; nothing before it did
+    assert [e["type"] for e in redriven["events"]].count("ExecutionStarted") == 1
+    assert state.find_execution(second["name"])["status"] == "FAILED"  # left as it was...
+    (restarted,) = [e for e in state.executions("SUCCEEDED") if e.get("replayOf") == second["executionArn"]]
+    assert restarted["name"].startswith(second["name"][:20])  # ...and linked to its new run
+    records = state.records()
+    assert {r["key"]: r["status"] for r in records.values()} == {"a.jpg": "SUCCEEDED", "b.jpg": "SUCCEEDED"}
+
+
+def test_earlier_executions_are_listed_described_and_their_history_read_from_a_later_process(tmp_path):
+    home = tmp_path / "state"
+    files = tmp_path / "in"
+    files.mkdir()
+    (files / "a.jpg").write_bytes(encode(photo(), "JPEG"))
+    assert main(["--state", str(home), "run", str(files), "--out", str(tmp_path / "out")]) == 0
+    (saved,) = StateFolder(home).executions()
+    with Session(StateFolder(home)) as session:  # a later process: nothing was loaded at start
+        sfn = client("stepfunctions", session.stack.endpoint)
+        listed = sfn.list_executions(stateMachineArn=session.stack.state_machine_arn)["executions"]
+        described = sfn.describe_execution(executionArn=saved["executionArn"])
+        history = sfn.get_execution_history(executionArn=saved["executionArn"], maxResults=1000)["events"]
+    assert [e["executionArn"] for e in listed] == [saved["executionArn"]]
+    assert described["status"] == "SUCCEEDED" and json.loads(described["input"]) == saved["input"]
+    assert [e["type"] for e in history] == [e["type"] for e in saved["events"]]
+
+
+def wait_for_port(port: int, process: subprocess.Popen, seconds: float = 120) -> float:
+    """Poll until the port accepts a connection, as a health check does; the time it took."""
+    started = time.monotonic()
+    while time.monotonic() - started < seconds:
+        assert process.poll() is None, process.stdout.read() if process.stdout else ""
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return time.monotonic() - started
+        time.sleep(0.01)
+    raise AssertionError("the port never opened")
+
+
+def test_an_upload_sent_the_moment_the_port_accepts_connections_ends_with_a_record(tmp_path):
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "thumbs", "--state", str(tmp_path / "state"), "serve", "--port", str(port)],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        wait_for_port(port, server)
+        endpoint = f"http://127.0.0.1:{port}"
+        s3 = client("s3", endpoint)
+        bucket = next(b["Name"] for b in s3.list_buckets()["Buckets"] if "uploads" in b["Name"])
+        s3.put_object(Bucket=bucket, Key="first-moment.jpg", Body=encode(photo(), "JPEG"))
+        ready = requests.get(f"{endpoint}/_thumbs/ready", timeout=10)
+        assert ready.status_code == 200 and ready.json()["ready"] is True
+        assert ready.json()["uploadBucket"] == bucket
+        dynamodb = client("dynamodb", endpoint)
+        key = {"source_id": {"S": f"s3://{bucket}/first-moment.jpg"}}
+        deadline = time.monotonic() + 120
+        item = None
+        while item is None or item["status"]["S"] not in ("SUCCEEDED", "REJECTED", "FAILED"):
+            assert time.monotonic() < deadline, "the upload never got a record"
+            time.sleep(0.2)
+            item = dynamodb.get_item(TableName=ready.json()["recordsTable"], Key=key).get("Item")
+        assert item["status"]["S"] == "SUCCEEDED"
+    finally:
+        server.send_signal(signal.SIGINT)
+        output, _ = server.communicate(timeout=60)
+    assert server.returncode == 0
+    assert "Ready" in output and f"127.0.0.1:{port}" in output
+
+
+def test_operations_the_local_stack_lacks_answer_an_aws_error_not_an_html_page(tmp_path):
+    state = StateFolder(tmp_path / "state")
+    with Session(state) as session:
+        endpoint = session.stack.endpoint
+        with pytest.raises(ClientError) as json_service:
+            client("stepfunctions", endpoint).list_state_machine_versions(
+                stateMachineArn=session.stack.state_machine_arn
+            )
+        with pytest.raises(ClientError) as query_service:
+            client("iam", endpoint).change_password(OldPassword="a", NewPassword="b")
+        raw = requests.post(
+            endpoint,
+            headers={"X-Amz-Target": "AWSStepFunctions.ValidateStateMachineDefinition",
+                     "Content-Type": "application/x-amz-json-1.0",
+                     "Authorization": "AWS4-HMAC-SHA256 Credential=x/20261129/us-east-1/states/aws4_request"},
+            data="{}", timeout=30,
+        )  # fmt: skip
+    for failure, operation in ((json_service, "ListStateMachineVersions"), (query_service, "ChangePassword")):
+        error = failure.value.response["Error"]
+        assert error["Code"] == "NotImplemented" and operation in error["Message"], error
+        assert failure.value.response["ResponseMetadata"]["HTTPStatusCode"] == 501
+    assert raw.status_code == 501 and "<html" not in raw.text.lower()
+    assert raw.json()["__type"] == "NotImplemented"
+
+
+def test_the_operations_page_lists_what_the_local_stack_answers():
+    from thumbs.local.moto_internals import LOCAL_SERVICES, operations_page
+
+    page = (ROOT / "docs" / "local-api.md").read_text()
+    assert page == operations_page(), "docs/local-api.md is stale: python -m thumbs.local.moto_internals > it"
+    assert "RedriveExecution" in page and "PutObject" in page and "StartExecution" in page
+    for service in LOCAL_SERVICES:
+        assert f"## {service}" in page
+
+
+def test_a_restart_loads_nothing_yet_serves_earlier_thumbnails_objects_and_records(tmp_path):
+    home = tmp_path / "state"
+    files = tmp_path / "in"
+    files.mkdir()
+    (files / "kept.jpg").write_bytes(encode(photo(), "JPEG"))
+    assert main(["--state", str(home), "run", str(files), "--out", str(tmp_path / "out")]) == 0
+    earlier = (tmp_path / "out" / "256" / "kept.jpg.jpg").read_bytes()
+    with Session(StateFolder(home)) as session:  # a later process
+        assert session.store.writes == 0  # nothing was put back at start
+        s3 = client("s3", session.stack.endpoint)
+        listed = [o["Key"] for o in s3.list_objects_v2(Bucket=session.stack.thumbnail_bucket)["Contents"]]
+        served = s3.get_object(Bucket=session.stack.thumbnail_bucket, Key="256/kept.jpg.jpg")
+        upload = s3.head_object(Bucket=session.stack.upload_bucket, Key="kept.jpg")
+        source = f"s3://{session.stack.upload_bucket}/kept.jpg"
+        item = client("dynamodb", session.stack.endpoint).get_item(
+            TableName=session.stack.table_name, Key={"source_id": {"S": source}}
+        )["Item"]
+    assert {"128/kept.jpg.jpg", "256/kept.jpg.jpg", "1024/kept.jpg.jpg"} <= set(listed)
+    assert served["Body"].read() == earlier and served["ContentType"] == "image/jpeg"
+    assert served["CacheControl"] == "public, max-age=86400"  # metadata set by CopyObject survives too
+    assert upload["ContentLength"] == len((files / "kept.jpg").read_bytes())
+    assert item["status"]["S"] == "SUCCEEDED" and item["etag"]["S"] == upload["ETag"].strip('"')
+    records = json.loads((home / "records.json").read_text())
+    assert list(records) == [source] and records[source]["status"] == "SUCCEEDED"
+
+
+def test_a_state_folder_of_the_earlier_format_moves_into_the_store_once(tmp_path):
+    import hashlib
+
+    home = tmp_path / "state"
+    data = encode(photo(), "JPEG")
+    digest = hashlib.sha256(data).hexdigest()
+    (home / "uploads" / "objects").mkdir(parents=True)
+    (home / "uploads" / "objects" / digest).write_bytes(data)
+    (home / "uploads" / "index.json").write_text(json.dumps({"old/photo.jpg": digest}))
+    state = StateFolder(home)
+    with Session(state) as session:
+        source = f"s3://{session.stack.upload_bucket}/old/photo.jpg"
+        (home / "records.json").write_text(json.dumps({source: {"source_id": source, "status": "FAILED", "n": 1.5}}))
+    with Session(state) as session:  # the next process finds the earlier format and moves it
+        body = client("s3", session.stack.endpoint).get_object(Bucket=session.stack.upload_bucket, Key="old/photo.jpg")
+        assert body["Body"].read() == data
+        assert session.record(source) == {"source_id": source, "status": "FAILED", "n": 1.5}
+    assert not (home / "uploads" / "index.json").exists()
