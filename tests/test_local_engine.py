@@ -199,6 +199,11 @@ def test_operations_the_local_stack_lacks_answer_an_aws_error_not_an_html_page(t
             )
         with pytest.raises(ClientError) as query_service:
             client("iam", endpoint).change_password(OldPassword="a", NewPassword="b")
+        s3 = client("s3", endpoint)
+        empty = session.stack.thumbnail_bucket
+        with pytest.raises(ClientError) as s3_subresource:  # moto alone would run DeleteBucket here
+            s3.delete_bucket_analytics_configuration(Bucket=empty, Id="x")
+        still_there = s3.head_bucket(Bucket=empty)["ResponseMetadata"]["HTTPStatusCode"]
         raw = requests.post(
             endpoint,
             headers={"X-Amz-Target": "AWSStepFunctions.ValidateStateMachineDefinition",
@@ -206,7 +211,12 @@ def test_operations_the_local_stack_lacks_answer_an_aws_error_not_an_html_page(t
                      "Authorization": "AWS4-HMAC-SHA256 Credential=x/20261129/us-east-1/states/aws4_request"},
             data="{}", timeout=30,
         )  # fmt: skip
-    for failure, operation in ((json_service, "ListStateMachineVersions"), (query_service, "ChangePassword")):
+    assert still_there == 200
+    for failure, operation in (
+        (json_service, "ListStateMachineVersions"),
+        (query_service, "ChangePassword"),
+        (s3_subresource, "DeleteBucketAnalyticsConfiguration"),
+    ):
         error = failure.value.response["Error"]
         assert error["Code"] == "NotImplemented" and operation in error["Message"], error
         assert failure.value.response["ResponseMetadata"]["HTTPStatusCode"] == 501
@@ -268,3 +278,37 @@ def test_a_state_folder_of_the_earlier_format_moves_into_the_store_once(tmp_path
         assert body["Body"].read() == data
         assert session.record(source) == {"source_id": source, "status": "FAILED", "n": 1.5}
     assert not (home / "uploads" / "index.json").exists()
+
+
+def test_an_aborted_execution_is_redriven_from_the_state_it_was_in(tmp_path):
+    state = StateFolder(tmp_path / "state")
+    with Session(state, faults=FaultSwitch.parse(["validate=timeout:1"])) as session:
+        sfn = client("stepfunctions", session.stack.endpoint)
+        session.upload("stopped.jpg", encode(photo(), "JPEG"))  # Validate waits 2 s to retry its timeout
+        deadline = time.monotonic() + 30
+        while not (runs := sfn.list_executions(stateMachineArn=session.stack.state_machine_arn)["executions"]):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        arn = runs[0]["executionArn"]
+
+        def waiting_to_retry():
+            events = sfn.get_execution_history(executionArn=arn)["events"]
+            return any(e["type"] == "LambdaFunctionFailed" for e in events)
+
+        while not waiting_to_retry():  # stopped between two attempts, as an operator would
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        sfn.stop_execution(executionArn=arn, error="Operator", cause="stopped by the test")
+        assert session.wait(1, "the stop")
+        aborted = sfn.describe_execution(executionArn=arn)
+        sfn.redrive_execution(executionArn=arn)
+        assert session.wait(2, "the redrive")
+        done = sfn.describe_execution(executionArn=arn)
+        events = sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
+        record = session.record(f"s3://{session.stack.upload_bucket}/stopped.jpg")
+    assert aborted["status"] == "ABORTED" and aborted["redriveStatus"] == "REDRIVABLE"
+    assert done["status"] == "SUCCEEDED" and done["redriveCount"] == 1
+    resumed = after_redrive(events)
+    assert resumed[0]["type"] == "TaskStateEntered" and resumed[0]["stateEnteredEventDetails"]["name"] == "Validate"
+    assert entered(events, "ObjectEvent") == 1
+    assert record["status"] == "SUCCEEDED" and record["execution_arn"] == arn

@@ -263,3 +263,35 @@ def test_the_redrive_point_is_the_last_state_entered_with_its_input_and_the_map_
     state, state_input, plan = moto_internals.redrive_point(definition, events)
     assert (state, state_input) == ("M", {"v": 1})
     assert plan == {"M": {0: "zero"}}  # index 1 finished only after the run had failed: it runs again
+
+
+def test_the_store_seams_still_have_the_shapes_we_replace():
+    from moto.dynamodb.models import table as dynamodb_table
+    from moto.s3 import models as s3_models
+    from moto.s3 import utils as s3_utils
+
+    store = inspect.getsource(s3_utils._VersionedKeyStore)
+    assert "return self.__sgetitem__(key)[-1]" in store and "def _self_iterable(self)" in store
+    assert "items = iteritems = _iteritems" in store and "values = itervalues = _itervalues" in store
+    assert "self.keys = _VersionedKeyStore()" in inspect.getsource(s3_models.FakeBucket.__init__)
+    parameters = inspect.signature(s3_models.FakeKey.__init__).parameters
+    for name in ("name", "value", "account_id", "region_name", "storage", "etag", "bucket_name", "checksum_value"):
+        assert name in parameters, name
+    key = inspect.getsource(s3_models.FakeKey)
+    for used in ("self._etag = etag", "self.contentsize = len(new_value)", "self._metadata = LowercaseDict()"):
+        assert used in key, used
+    # CopyObject sets the new key's metadata after putting it in place: why rows are written per request.
+    assert "new_key.set_metadata(" in inspect.getsource(s3_models.S3Backend.copy_object)
+    table = inspect.getsource(dynamodb_table.Table)
+    for used in ("self.items[hash_value] = item", "elif hash_key in self.items:", "item = self.items.pop(hash_key)"):
+        assert used in table, used
+
+
+def test_the_s3_guard_knows_what_moto_dispatches_and_refuses_the_rest():
+    known = moto_internals._s3_subresources()["known"]
+    assert {"tagging", "uploads", "delete", "list-type", "notification", "lifecycle"} <= known
+    assert moto_internals.s3_unsupported("DELETE", {"analytics": [""], "id": ["x"]}) == (
+        "DeleteBucketAnalyticsConfiguration"
+    )
+    assert moto_internals.s3_unsupported("PUT", {"tagging": [""]}) is None
+    assert moto_internals.s3_unsupported("GET", {"list-type": ["2"], "prefix": ["a"]}) is None

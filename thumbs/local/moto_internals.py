@@ -22,6 +22,8 @@ does, or does slowly, is supplied here:
 9. An operation moto does not implement raises NotImplementedError, which the server turns
    into an HTML "500 Internal Server Error" page: it is answered here as AWS answers, an
    error with a code and a message in the service's own protocol (HTTP 501, not retried).
+   moto's S3 answers a subresource it does not know as the plain bucket or object call (a
+   ``DELETE ?analytics`` would delete the bucket): those are refused by name first.
 10. moto has no RedriveExecution: it is added here with AWS's semantics. The execution
     resumes at the state that failed, with the input that state had, under the same ARN;
     the history keeps its events and adds ``ExecutionRedriven``; a Map that failed reruns
@@ -469,9 +471,7 @@ def _s3_dispatched(model: Any, module: Any) -> set[str]:
     import inspect
     import re
 
-    source = inspect.getsource(module)
-    known = set(re.findall(r'"([\w-]+)" in (?:self\.)?querystring', source))
-    known |= set(re.findall(r'querystring\.get\("([\w-]+)"', source))
+    known = _moto_s3_subresources(inspect.getsource(module), re)
     found = set()
     for name in model.operation_names:
         query = model.operation_model(name).http["requestUri"].partition("?")[2]
@@ -500,10 +500,6 @@ def operations_page() -> str:
         lines += [f"## {service}", "", f"{len(supported)} of {total} operations.", ""]
         lines += [", ".join(f"`{op}`" + (" (added here)" if op in added else "") for op in supported), ""]
     return "\n".join(lines)
-
-
-if __name__ == "__main__":
-    print(operations_page(), end="")
 
 
 # 10. RedriveExecution ------------------------------------------------------------------------------
@@ -1193,3 +1189,53 @@ class _StoredItems(dict):  # type: ignore[type-arg]
                     self._live.pop(hid, None)
                 if gone and not still_used:
                     self._gone.discard(hid)
+
+
+def s3_unsupported(method: str, query: dict[str, Any]) -> str | None:
+    """The S3 operation a request asks for, when moto would not answer it as that operation.
+
+    moto's S3 picks a handler by the URL's subresource (``?tagging``) and answers a
+    subresource it does not know as the plain bucket or object operation: a
+    ``DELETE /bucket?analytics`` would run DeleteBucket. So a subresource of S3's API that
+    moto's handlers never test for is refused here, by name, before moto sees it.
+    """
+    subresources = _s3_subresources()
+    for key in query:
+        operations = subresources["unknown"].get(key)
+        if operations:
+            return next((name for verb, name in operations if verb == method), operations[0][1])
+    return None
+
+
+_S3_SUBRESOURCES: dict[str, Any] = {}
+
+
+def _s3_subresources() -> dict[str, Any]:
+    if not _S3_SUBRESOURCES:
+        import importlib
+        import inspect
+        import re
+
+        import botocore.session
+
+        model = botocore.session.get_session().get_service_model("s3")
+        by_key: dict[str, list[tuple[str, str]]] = {}
+        for name in model.operation_names:
+            http = model.operation_model(name).http
+            for part in http["requestUri"].partition("?")[2].split("&"):
+                if part and part.split("=")[0] != "x-id":
+                    by_key.setdefault(part.split("=")[0], []).append((http["method"], name))
+        known = _moto_s3_subresources(inspect.getsource(importlib.import_module("moto.s3.responses")), re)
+        _S3_SUBRESOURCES["unknown"] = {key: ops for key, ops in by_key.items() if key not in known}
+        _S3_SUBRESOURCES["known"] = known
+    return _S3_SUBRESOURCES
+
+
+def _moto_s3_subresources(source: str, re: Any) -> set[str]:
+    """The subresources moto's S3 handlers test for: ``"tagging" in querystring`` and the like."""
+    found = set(re.findall(r'"([\w-]+)" in (?:self\.)?(?:querystring|query|qs)\b', source))
+    return found | set(re.findall(r'(?:querystring|query)\.get\("([\w-]+)"', source))
+
+
+if __name__ == "__main__":
+    print(operations_page(), end="")

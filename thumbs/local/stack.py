@@ -203,9 +203,11 @@ class LocalStack:
     def start(self) -> LocalStack:
         import logging
 
-        logging.getLogger("werkzeug").setLevel(
-            logging.INFO if os.environ.get("THUMBS_DEBUG") else logging.WARNING
-        )  # one line per request otherwise
+        debug = bool(os.environ.get("THUMBS_DEBUG"))
+        logging.getLogger("werkzeug").setLevel(logging.INFO if debug else logging.WARNING)  # a line per request
+        # The interpreter logs every state failure with its whole parsed definition (pages of
+        # text per retry); the same failure is in the execution's history, which thumbs shows.
+        logging.getLogger("moto.stepfunctions.parser").setLevel(logging.DEBUG if debug else logging.CRITICAL)
         with socket.socket() as probe:  # fail now, not after the deploy, if the port is taken
             probe.bind(("127.0.0.1", self.port))
 
@@ -250,10 +252,30 @@ class LocalStack:
             status = "200 OK" if self.ready.is_set() else "503 Service Unavailable"
             start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
             return [body]
+        refused = self._refused(environ)
+        if refused is not None:
+            text, code, headers = refused
+            start_response(f"{code} Not Implemented", [*headers.items(), ("Content-Length", str(len(text.encode())))])
+            return [text.encode()]
         try:
             return self._app(environ, start_response)
         finally:
             moto_internals.flush_request()  # what this request changed, into the store
+
+    @staticmethod
+    def _refused(environ: dict[str, Any]) -> tuple[str, int, dict[str, str]] | None:
+        """An S3 call moto would answer as another operation: refused by name, as AWS refuses."""
+        from urllib.parse import parse_qs
+
+        signed_for = environ.get("HTTP_AUTHORIZATION", "") + environ.get("QUERY_STRING", "")
+        if "/s3/aws4_request" not in signed_for and "%2Fs3%2Faws4_request" not in signed_for:
+            return None
+        query = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
+        operation = moto_internals.s3_unsupported(environ.get("REQUEST_METHOD", "GET"), query)
+        if operation is None:
+            return None
+        message = f"{operation} is not supported by the local stack; docs/local-api.md lists the operations it supports"
+        return moto_internals.not_implemented_response("s3", message)
 
     def describe(self) -> dict[str, Any]:
         """What a client needs to use the stack: its endpoint and the names of its outputs."""
