@@ -42,6 +42,16 @@ def after_redrive(events: list[dict]) -> list[dict]:
     return events[at + 1 :]
 
 
+def thumbs_run(tmp_path: Path, files: dict[str, bytes], *options: str) -> tuple[int, Path]:
+    """``thumbs run`` on ``files`` with a state folder in ``tmp_path``: its exit code and that folder."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name, data in files.items():
+        (folder / name).write_bytes(data)
+    home = tmp_path / "state"
+    return main(["--state", str(home), "run", str(folder), "--out", str(tmp_path / "out"), *options]), home
+
+
 def test_a_map_that_failed_halfway_is_redriven_under_the_same_arn_rerunning_only_what_failed(tmp_path):
     state = StateFolder(tmp_path / "state")
     with Session(state, faults=FaultSwitch.parse(["resize=transient:10@1"])) as session:
@@ -103,13 +113,9 @@ def test_a_succeeded_or_running_execution_is_not_redrivable(tmp_path):
 
 
 def test_replay_in_a_later_process_redrives_and_restarts_what_is_past_the_redrive_window(tmp_path):
-    files = tmp_path / "in"
-    files.mkdir()
-    (files / "a.jpg").write_bytes(encode(photo(400, 300), "JPEG"))
-    (files / "b.jpg").write_bytes(encode(photo(300, 400), "JPEG"))
-    home = tmp_path / "state"
-    run = ["--state", str(home), "run", str(files), "--out", str(tmp_path / "out"), "--fault", "validate=transient:10"]
-    assert main(run) == 1
+    uploads = {"a.jpg": encode(photo(400, 300), "JPEG"), "b.jpg": encode(photo(300, 400), "JPEG")}
+    code, home = thumbs_run(tmp_path, uploads, "--fault", "validate=transient:10")
+    assert code == 1
     state = StateFolder(home)
     first, second = sorted(state.executions("FAILED"), key=lambda e: e["input"]["detail"]["object"]["key"])
     old = json.loads((state.executions_dir / f"{second['name']}.json").read_text())
@@ -130,11 +136,8 @@ def test_replay_in_a_later_process_redrives_and_restarts_what_is_past_the_redriv
 
 
 def test_earlier_executions_are_listed_described_and_their_history_read_from_a_later_process(tmp_path):
-    home = tmp_path / "state"
-    files = tmp_path / "in"
-    files.mkdir()
-    (files / "a.jpg").write_bytes(encode(photo(), "JPEG"))
-    assert main(["--state", str(home), "run", str(files), "--out", str(tmp_path / "out")]) == 0
+    code, home = thumbs_run(tmp_path, {"a.jpg": encode(photo(), "JPEG")})
+    assert code == 0
     (saved,) = StateFolder(home).executions()
     with Session(StateFolder(home)) as session:  # a later process: nothing was loaded at start
         sfn = client("stepfunctions", session.stack.endpoint)
@@ -235,11 +238,9 @@ def test_the_operations_page_lists_what_the_local_stack_answers():
 
 
 def test_a_restart_loads_nothing_yet_serves_earlier_thumbnails_objects_and_records(tmp_path):
-    home = tmp_path / "state"
-    files = tmp_path / "in"
-    files.mkdir()
-    (files / "kept.jpg").write_bytes(encode(photo(), "JPEG"))
-    assert main(["--state", str(home), "run", str(files), "--out", str(tmp_path / "out")]) == 0
+    kept = encode(photo(), "JPEG")
+    code, home = thumbs_run(tmp_path, {"kept.jpg": kept})
+    assert code == 0
     earlier = (tmp_path / "out" / "256" / "kept.jpg.jpg").read_bytes()
     with Session(StateFolder(home)) as session:  # a later process
         assert session.store.writes == 0  # nothing was put back at start
@@ -254,7 +255,7 @@ def test_a_restart_loads_nothing_yet_serves_earlier_thumbnails_objects_and_recor
     assert {"128/kept.jpg.jpg", "256/kept.jpg.jpg", "1024/kept.jpg.jpg"} <= set(listed)
     assert served["Body"].read() == earlier and served["ContentType"] == "image/jpeg"
     assert served["CacheControl"] == "public, max-age=86400"  # metadata set by CopyObject survives too
-    assert upload["ContentLength"] == len((files / "kept.jpg").read_bytes())
+    assert upload["ContentLength"] == len(kept)
     assert item["status"]["S"] == "SUCCEEDED" and item["etag"]["S"] == upload["ETag"].strip('"')
     records = json.loads((home / "records.json").read_text())
     assert list(records) == [source] and records[source]["status"] == "SUCCEEDED"
