@@ -313,3 +313,22 @@ def test_an_aborted_execution_is_redriven_from_the_state_it_was_in(tmp_path):
     assert resumed[0]["type"] == "TaskStateEntered" and resumed[0]["stateEnteredEventDetails"]["name"] == "Validate"
     assert entered(events, "ObjectEvent") == 1
     assert record["status"] == "SUCCEEDED" and record["execution_arn"] == arn
+
+
+def test_listings_read_one_index_line_per_execution_and_rebuild_it_when_missing(tmp_path):
+    state = StateFolder(tmp_path / "state")
+    arn = "arn:aws:states:us-east-1:123456789012:execution:PipelineC660917D:run-1"
+    execution = {
+        "executionArn": arn, "name": "run-1", "status": "FAILED", "startDate": "2026-11-29T10:00:00+00:00",
+        "input": {"detail": {"object": {"key": "a.jpg"}}}, "events": [{"id": 1, "type": "ExecutionStarted"}],
+    }  # fmt: skip
+    state.save_execution(execution)
+    state.save_execution({**execution, "status": "SUCCEEDED", "redriveCount": 1})  # redriven: a second line
+    (summary,) = state.execution_index()
+    assert (summary["status"], summary["redriveCount"], summary["key"]) == ("SUCCEEDED", 1, "a.jpg")
+    assert "events" not in summary and "input" not in summary
+    assert state.execution_summaries("arn:aws:states:us-east-1:123456789012:stateMachine:PipelineC660917D") == [summary]
+    assert state.execution_summaries("arn:aws:states:us-east-1:123456789012:stateMachine:Other") == []
+    (state.executions_dir / "index.jsonl").unlink()  # a folder saved before the index
+    assert StateFolder(tmp_path / "state").execution_index() == [summary]
+    assert state.find_execution("run")["events"] == execution["events"]

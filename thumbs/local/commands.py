@@ -127,14 +127,15 @@ def cmd_executions(args: argparse.Namespace, state: StateFolder) -> int:
     table = Table()
     for column in ("name", "status", "started", "duration", "key", "error"):
         table.add_column(column, overflow="fold")
-    for execution in state.executions(args.status):
-        detail = ((execution.get("input") or {}).get("detail") or {}).get("object", {})
+    for execution in state.execution_index():
+        if args.status and execution["status"] != args.status:
+            continue
         table.add_row(
             execution["name"],
             execution["status"],
             execution["startDate"][:19],
             duration(execution["startDate"], execution.get("stopDate")),
-            str(detail.get("key", ""))[:60],
+            str(execution.get("key") or "")[:60],
             execution.get("error") or "",
         )
     out.print(table)
@@ -150,10 +151,11 @@ def cmd_replay(args: argparse.Namespace, state: StateFolder) -> int:
     from .. import aws
 
     if args.failed:
-        targets = [e for status in FAILED_STATUSES for e in state.executions(status)]
+        failed = [e for e in state.execution_index() if e["status"] in FAILED_STATUSES]
         if args.since:
             cutoff = datetime.now(UTC) - parse_since(args.since)
-            targets = [t for t in targets if datetime.fromisoformat(t["startDate"]) >= cutoff]
+            failed = [e for e in failed if datetime.fromisoformat(e["startDate"]) >= cutoff]
+        targets = [state.find_execution(e["name"]) for e in failed]
     else:
         targets = [state.find_execution(reference) for reference in args.executions]
     if not targets:

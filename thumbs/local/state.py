@@ -6,6 +6,7 @@ What a later ``thumbs`` process needs from an earlier one lives here:
       state.db, blobs/         the buckets' objects and the table's items (thumbs/local/store.py)
       records.json             the records table written out, by source_id, after each command
       executions/<name>.json   one per execution: input, status, output, error, redrives, full history
+      executions/index.jsonl   a summary line per save: what listings read
       definitions/<hash>.json  the state machine definitions executions ran on (a redrive reuses it)
       logs/<function>.log      what each local Lambda printed (JSON logs, EMF metrics)
       cache/                   synthesized templates, by source hash
@@ -20,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,13 +45,33 @@ class StateFolder:
         self.cache_dir = root / "cache"
         self.samples_dir = root / "samples"
         self.definitions_dir = root / "definitions"
+        self._index_path = self.executions_dir / "index.jsonl"
+        self._index_lock = threading.Lock()
         for folder in (self.executions_dir, self.logs_dir, self.cache_dir, self.definitions_dir):
             folder.mkdir(parents=True, exist_ok=True)
 
     # executions
     def save_execution(self, execution: dict[str, Any]) -> None:
+        """The execution's file, and its line in the index that listings read instead of every file."""
+        plain = to_json(execution)
         path = self.executions_dir / f"{execution['name']}.json"
-        path.write_text(json.dumps(to_json(execution), indent=1))
+        path.write_text(json.dumps(plain, indent=1))
+        with self._index_lock, self._index_path.open("a") as index:
+            index.write(json.dumps(_summary(plain), ensure_ascii=False) + "\n")
+
+    def execution_index(self) -> list[dict[str, Any]]:
+        """A summary of every saved execution (the newest line per ARN), oldest first; built once if missing."""
+        if not self._index_path.exists():
+            with self._index_lock:
+                lines = [json.dumps(_summary(json.loads(p.read_text()))) for p in self.executions_dir.glob("*.json")]
+                self._index_path.write_text("".join(line + "\n" for line in lines))
+        latest: dict[str, dict[str, Any]] = {}
+        with self._index_path.open() as index:
+            for line in index:
+                if line.strip():
+                    summary = json.loads(line)
+                    latest[summary["executionArn"]] = summary
+        return sorted(latest.values(), key=lambda e: e.get("startDate") or "")
 
     def load_execution(self, arn: str) -> dict[str, Any] | None:
         """One saved execution with its history and the definition it ran on; None if there is none."""
@@ -67,11 +89,7 @@ class StateFolder:
     def execution_summaries(self, state_machine_arn: str) -> list[dict[str, Any]]:
         """What ListExecutions shows of each saved execution of one state machine."""
         machine = state_machine_arn.split(":")[6]
-        return [
-            {k: v for k, v in e.items() if k not in ("events", "input", "output")}
-            for e in self.executions()
-            if e.get("executionArn", "").split(":")[6:7] == [machine]
-        ]
+        return [e for e in self.execution_index() if e["executionArn"].split(":")[6:7] == [machine]]
 
     def save_definition(self, definition: str) -> str:
         """Keep a state machine definition by its hash (executions name the one they ran on)."""
@@ -92,11 +110,11 @@ class StateFolder:
         name = reference.rsplit(":", 1)[-1]
         if (self.executions_dir / f"{name}.json").exists():  # an exact name wins over longer names it begins
             return json.loads((self.executions_dir / f"{name}.json").read_text())
-        matches = [e for e in self.executions() if e["name"].startswith(name)]
+        matches = [e for e in self.execution_index() if e["name"].startswith(name)]
         if len(matches) != 1:
             reason = "no execution" if not matches else f"{len(matches)} executions"
             raise LookupError(f"{reason} in {self.executions_dir} match {reference!r}")
-        return matches[0]
+        return json.loads((self.executions_dir / f"{matches[0]['name']}.json").read_text())
 
     # the store: objects and table items (thumbs/local/store.py), and records.json
     def store(self) -> Store:
@@ -154,3 +172,10 @@ class StateFolder:
             for item in self.records().values():
                 low_level = serializer.serialize(to_dynamo(item))["M"]
                 store.put_item(table, json.dumps({"S": item["source_id"]}, sort_keys=True), low_level)
+
+
+def _summary(execution: dict[str, Any]) -> dict[str, Any]:
+    """What a listing shows of an execution: no input, output or history, but the object's key."""
+    detail = ((execution.get("input") or {}).get("detail") or {}).get("object") or {}
+    kept = ("executionArn", "name", "status", "startDate", "stopDate", "redriveCount", "redriveDate", "error")
+    return {**{k: execution.get(k) for k in kept}, "key": detail.get("key"), "replayOf": execution.get("replayOf")}
