@@ -5,6 +5,7 @@
     thumbs history EXECUTION
     thumbs replay EXECUTION ... | --failed [--since 24h]
     thumbs serve [--port P]
+    thumbs console [--port P]
     thumbs cost --images N [--avg-mp M]
 
 Every command that runs the pipeline deploys the same CloudFormation template ``cdk deploy``
@@ -62,6 +63,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="keep the local stack up for the AWS CLI and boto3")
     serve.add_argument("--port", type=int, default=4566)
     serve.add_argument("--fault", action="append", default=[], help=fault_help)
+
+    console_command = commands.add_parser("console", help="serve the local stack and open its web console")
+    console_command.add_argument("--port", type=int, default=4566)
+    console_command.add_argument("--fault", action="append", default=[], help=fault_help)
+    console_command.set_defaults(open_browser=True)
 
     drain = commands.add_parser("drain-dlq", help="with --stack: start what dead-lettered events should have started")
     drain.add_argument("--limit", type=int, help="at most this many messages")
@@ -124,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
             "history": commands.cmd_history,
             "replay": commands.cmd_replay,
             "serve": commands.cmd_serve,
+            "console": commands.cmd_serve,  # the same, and it opens the browser
         }
         return local[args.command](args, StateFolder(state_root(args.state)))
     except ValueError as exc:

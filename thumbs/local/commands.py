@@ -203,6 +203,11 @@ def cmd_serve(args: argparse.Namespace, state: StateFolder) -> int:
         aws = f"aws --endpoint-url {stack.endpoint}"
         # The port opened only now, with the stack deployed: whoever waited for it can upload.
         out.print(f"Ready: local stack on {stack.endpoint} (health: {stack.endpoint}/_thumbs/ready; Ctrl-C to stop)")
+        out.print(f"Console: {stack.endpoint}/_console/")
+        if getattr(args, "open_browser", False):
+            import webbrowser
+
+            webbrowser.open(f"{stack.endpoint}/_console/")
         out.print("Try:")
         out.print(f"  {aws} s3 cp photo.jpg s3://{stack.upload_bucket}/")
         out.print(f"  {aws} stepfunctions list-executions --state-machine-arn {stack.state_machine_arn}")

@@ -38,6 +38,9 @@ class Session:
             store=self.store,
         )
         state.import_earlier_format(self.store, self.stack.upload_bucket, self.stack.table_name)
+        from ..console.app import Console
+
+        self.stack.console = Console(self.stack, state, self.record)
         self._saving: list[threading.Thread] = []
         self._records_exported_at = self.store.item_writes
         self._definitions: dict[str, str] = {}  # state machine ARN -> definition hash, saved once
@@ -103,13 +106,8 @@ class Session:
         )
 
     def deployed(self) -> Any:
-        """This stack as ``thumbs --stack`` sees a deployed one: found by its outputs, through the endpoint."""
-        import boto3
-
-        from ..aws import DeployedStack
-
-        session = boto3.Session(aws_access_key_id="local", aws_secret_access_key="local", region_name="us-east-1")
-        return DeployedStack.find(self.stack.stack_name, session, endpoint_url=self.stack.endpoint)
+        """This stack as ``thumbs --stack`` sees a deployed one (see :meth:`LocalStack.deployed`)."""
+        return self.stack.deployed()
 
     def upload(self, key: str, data: bytes) -> None:
         self.stack.client("s3").put_object(Bucket=self.stack.upload_bucket, Key=key, Body=data)

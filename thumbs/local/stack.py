@@ -150,6 +150,7 @@ class LocalStack:
         self.load_execution = load_execution
         self.stored_executions = stored_executions
         self.store = store  # buckets and table on disk; None: in moto's memory, gone at stop
+        self.console: Callable[..., Any] | None = None  # the web console, mounted at /_console/ when set
         self._private: _Server | None = None
         self._public: _Server | None = None
         self.ready = threading.Event()
@@ -252,6 +253,8 @@ class LocalStack:
             status = "200 OK" if self.ready.is_set() else "503 Service Unavailable"
             start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
             return [body]
+        if (path == "/_console" or path.startswith("/_console/")) and self.console is not None:
+            return self.console(environ, start_response)  # type: ignore[no-any-return]
         refused = self._refused(environ)
         if refused is not None:
             text, code, headers = refused
@@ -276,6 +279,15 @@ class LocalStack:
             return None
         message = f"{operation} is not supported by the local stack; docs/local-api.md lists the operations it supports"
         return moto_internals.not_implemented_response("s3", message)
+
+    def deployed(self) -> Any:
+        """This stack as ``thumbs --stack`` sees a deployed one: found by its outputs, through the endpoint."""
+        import boto3
+
+        from ..aws import DeployedStack
+
+        session = boto3.Session(aws_access_key_id="local", aws_secret_access_key="local", region_name=REGION)
+        return DeployedStack.find(self.stack_name, session, endpoint_url=self.endpoint)
 
     def describe(self) -> dict[str, Any]:
         """What a client needs to use the stack: its endpoint and the names of its outputs."""

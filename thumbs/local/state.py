@@ -47,6 +47,7 @@ class StateFolder:
         self.definitions_dir = root / "definitions"
         self._index_path = self.executions_dir / "index.jsonl"
         self._index_lock = threading.Lock()
+        self._index_cache: tuple[tuple[int, int], list[dict[str, Any]]] | None = None
         for folder in (self.executions_dir, self.logs_dir, self.cache_dir, self.definitions_dir):
             folder.mkdir(parents=True, exist_ok=True)
 
@@ -65,13 +66,18 @@ class StateFolder:
             with self._index_lock:
                 lines = [json.dumps(_summary(json.loads(p.read_text()))) for p in self.executions_dir.glob("*.json")]
                 self._index_path.write_text("".join(line + "\n" for line in lines))
+        stat = self._index_path.stat()
+        if self._index_cache is not None and self._index_cache[0] == (stat.st_size, stat.st_mtime_ns):
+            return self._index_cache[1]  # unchanged since the last read: a console page reads it often
         latest: dict[str, dict[str, Any]] = {}
         with self._index_path.open() as index:
             for line in index:
                 if line.strip():
                     summary = json.loads(line)
                     latest[summary["executionArn"]] = summary
-        return sorted(latest.values(), key=lambda e: e.get("startDate") or "")
+        found = sorted(latest.values(), key=lambda e: e.get("startDate") or "")
+        self._index_cache = ((stat.st_size, stat.st_mtime_ns), found)
+        return found
 
     def load_execution(self, arn: str) -> dict[str, Any] | None:
         """One saved execution with its history and the definition it ran on; None if there is none."""

@@ -1,0 +1,214 @@
+"""The local console at ``/_console/``: the Step Functions console's view of every run, on one machine.
+
+``thumbs serve`` mounts it beside moto on the same port, under a path no S3 bucket can take
+(bucket names cannot start with ``_``). Pages are rendered on the server with Jinja2, whose
+autoescaping keeps every object key and message text: keys are user input. Every page has a
+JSON twin under ``/_console/api/`` for scripts and tests. It reads through the same APIs a
+client uses (Step Functions, S3, the records table), so what it shows is what they answer.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import asdict
+from typing import Any
+from urllib.parse import quote
+
+from ..plain import to_json
+from .history import state_runs
+from .pages import environment
+
+PAGE_SIZE = 50
+STATUSES = ("RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
+
+
+class Console:
+    """A WSGI app over a running local stack and its state folder."""
+
+    def __init__(self, stack: Any, state: Any, record: Callable[[str], dict[str, Any] | None]) -> None:
+        self.stack = stack
+        self.state = state
+        self.record = record
+        self.pages = environment()
+
+    # --- what the pages show ------------------------------------------------------------------
+    def executions(self, status: str = "", query: str = "", token: str = "", limit: int = PAGE_SIZE) -> dict[str, Any]:
+        """Newest first, filtered by status and by a part of the object key; a page and the next token.
+
+        Without a key search the page comes from ListExecutions, which pages on the server; a
+        key search reads the execution index (one line per run), never the histories.
+        """
+        sfn = self.stack.client("stepfunctions")
+        keys = {e["executionArn"]: e.get("key") for e in self.state.execution_index()}
+        if query:
+            rows = [self._row(e, keys) for e in self._all(sfn, status)]
+            rows = [r for r in rows if query.lower() in (r["key"] or "").lower()]
+            start = int(token or 0)
+            following = str(start + limit) if start + limit < len(rows) else None
+            return {"executions": rows[start : start + limit], "next": following}
+        page = sfn.list_executions(
+            stateMachineArn=self.stack.state_machine_arn,
+            maxResults=limit,
+            **({"statusFilter": status} if status else {}),
+            **({"nextToken": token} if token else {}),
+        )
+        return {"executions": [self._row(e, keys) for e in page["executions"]], "next": page.get("nextToken")}
+
+    def _all(self, sfn: Any, status: str) -> Iterable[dict[str, Any]]:
+        kwargs = {"stateMachineArn": self.stack.state_machine_arn, **({"statusFilter": status} if status else {})}
+        for page in sfn.get_paginator("list_executions").paginate(**kwargs):
+            yield from page["executions"]
+
+    def _row(self, listed: dict[str, Any], keys: dict[str, str | None]) -> dict[str, Any]:
+        row = to_json(listed)
+        key = keys.get(listed["executionArn"])
+        if key is None and listed["executionArn"] not in keys:  # still running: not saved yet
+            described = self.stack.client("stepfunctions").describe_execution(executionArn=listed["executionArn"])
+            key = ((json.loads(described.get("input") or "{}").get("detail") or {}).get("object") or {}).get("key")
+        row["key"] = key
+        start, stop = listed["startDate"], listed.get("stopDate")
+        row["seconds"] = (stop - start).total_seconds() if stop else None
+        return row
+
+    def execution(self, name: str) -> dict[str, Any]:
+        """One run: its description, every event, each state's outcome and attempts, the record and its files."""
+        sfn = self.stack.client("stepfunctions")
+        arn = self.stack.state_machine_arn.replace(":stateMachine:", ":execution:") + f":{name}"
+        described = to_json(sfn.describe_execution(executionArn=arn))
+        events = []
+        for page in sfn.get_paginator("get_execution_history").paginate(executionArn=arn):
+            events += to_json(page["events"])
+        definition = json.loads(sfn.describe_state_machine_for_execution(executionArn=arn)["definition"])
+        execution_input = json.loads(described.get("input") or "{}")
+        detail = execution_input.get("detail") or {}
+        bucket, key = (detail.get("bucket") or {}).get("name"), (detail.get("object") or {}).get("key")
+        record = self.record(f"s3://{bucket}/{key}") if bucket and key is not None else None
+        return {
+            "execution": described,
+            "input": execution_input,
+            "key": key,
+            "bucket": bucket,
+            "states": [asdict(run) for run in state_runs(definition, events, described["status"])],
+            "events": events,
+            "record": record,
+            "thumbnail_bucket": self.stack.thumbnail_bucket,
+        }
+
+    # --- what the buttons do ------------------------------------------------------------------
+    def redrive(self, names: list[str]) -> list[dict[str, str]]:
+        """Redrive each run, or replay it as a linked new run where AWS would not redrive it."""
+        from .. import aws
+
+        deployed = self.stack.deployed()
+        sfn = deployed.client("stepfunctions")
+        lookup = aws.record_lookup(deployed, deployed.client("dynamodb"))
+        prefix = self.stack.state_machine_arn.replace(":stateMachine:", ":execution:")
+        outcomes = []
+        for name in names:
+            done = aws.replay(deployed, sfn, f"{prefix}:{name}", lookup)
+            now = done.arn.rsplit(":", 1)[-1]
+            outcomes.append(
+                {"name": name, "action": done.action, "now": now, "message": f"{name}: {done.action}, {done.reason}"}
+            )
+        return outcomes
+
+    def upload(self, files: Iterable[tuple[str, bytes]]) -> list[str]:
+        """Put each file in the uploads bucket under its name: the pipeline runs as for any upload."""
+        s3 = self.stack.client("s3")
+        names = []
+        for name, data in files:
+            key = name.replace("\\", "/").rsplit("/", 1)[-1] or "upload"
+            s3.put_object(Bucket=self.stack.upload_bucket, Key=key, Body=data)
+            names.append(key)
+        return names
+
+    @staticmethod
+    def _back(where: str, message: str) -> Any:
+        """303 to a page, with what happened in its query string (the page shows it)."""
+        from werkzeug.utils import redirect
+
+        separator = "&" if "?" in where else "?"
+        return redirect(f"/_console/{where}{separator}done={quote(message)}", code=303)
+
+    # --- WSGI ----------------------------------------------------------------------------------
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        from botocore.exceptions import ClientError
+        from werkzeug.exceptions import Forbidden, HTTPException, NotFound
+        from werkzeug.wrappers import Request, Response
+
+        request = Request(environ)
+        path = request.path.removeprefix("/_console").strip("/")
+        try:
+            if request.method == "POST":
+                origin = request.headers.get("Origin")
+                if origin is not None and origin != f"{request.scheme}://{request.host}":
+                    raise Forbidden("the console takes actions only from its own pages")
+                response = self._post(path, request)
+            else:
+                response = self._get(path, request)
+        except HTTPException as exc:
+            response = exc.get_response(environ)
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            status = 404 if code in ("ExecutionDoesNotExist", "NoSuchKey") else 502
+            response = Response(f"{code}: {exc}", status=status, content_type="text/plain; charset=utf-8")
+        except LookupError as exc:
+            response = Response(str(exc), status=404, content_type="text/plain; charset=utf-8")
+        if response is None:
+            response = NotFound().get_response(environ)
+        return response(environ, start_response)  # type: ignore[no-any-return]
+
+    def _get(self, path: str, request: Any) -> Any:
+        from werkzeug.wrappers import Response
+
+        args, done = request.args, request.args.get("done")
+        if path in ("", "executions", "api/executions"):
+            status = args.get("status", "") if args.get("status", "") in STATUSES else ""
+            found = self.executions(status, args.get("q", ""), args.get("token", ""))
+            if path == "api/executions":
+                return Response(json.dumps(found), content_type="application/json")
+            template = self.pages.get_template("executions.html")
+            page = template.render(**found, status=status, query=args.get("q", ""), statuses=STATUSES, done=done)
+            return Response(page, content_type="text/html; charset=utf-8")
+        if path.startswith("api/executions/"):
+            view = self.execution(path.removeprefix("api/executions/"))
+            return Response(json.dumps(view), content_type="application/json")
+        if path.startswith("executions/"):
+            view = self.execution(path.removeprefix("executions/"))
+            page = self.pages.get_template("execution.html").render(**view, done=done)
+            return Response(page, content_type="text/html; charset=utf-8")
+        if path.startswith("objects/"):
+            return self._object(path.removeprefix("objects/"))
+        return None
+
+    def _post(self, path: str, request: Any) -> Any:
+        if path.startswith("executions/") and path.endswith("/redrive"):
+            outcome = self.redrive([path.removeprefix("executions/").removesuffix("/redrive")])[0]
+            return self._back(f"executions/{quote(outcome['now'])}", outcome["message"])
+        if path == "redrive-failed":
+            failed = [e["name"] for e in self.executions("FAILED", limit=1000)["executions"]]
+            outcomes = self.redrive(failed)
+            message = f"{len(outcomes)} failed run(s): " + "; ".join(o["message"] for o in outcomes)
+            return self._back("executions?status=FAILED", message if outcomes else "No failed runs.")
+        if path == "upload":
+            names = self.upload((f.filename or "upload", f.read()) for f in request.files.getlist("file"))
+            return self._back("executions", f"Uploaded {len(names)}: " + ", ".join(names))
+        return None
+
+    def _object(self, path: str) -> Any:
+        """An original or a thumbnail, from the local S3, for the execution page's images."""
+        from botocore.exceptions import ClientError
+        from werkzeug.exceptions import NotFound
+        from werkzeug.wrappers import Response
+
+        bucket, _, key = path.partition("/")
+        if bucket not in (self.stack.upload_bucket, self.stack.thumbnail_bucket):
+            raise NotFound()
+        try:
+            found = self.stack.client("s3").get_object(Bucket=bucket, Key=key)
+        except ClientError:
+            raise NotFound() from None
+        content_type = found.get("ContentType", "application/octet-stream")
+        headers = {"X-Content-Type-Options": "nosniff", "Content-Security-Policy": "sandbox"}
+        return Response(found["Body"].read(), content_type=content_type, headers=headers)
