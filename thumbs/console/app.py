@@ -12,24 +12,34 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from ..plain import to_json
-from .history import state_runs
+from .history import definition_graph, state_runs, timeline
 from .pages import environment
 
 PAGE_SIZE = 50
+STATIC = Path(__file__).with_name("static")
 STATUSES = ("RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
+RECORD_STATUSES = ("SUCCEEDED", "REJECTED", "FAILED", "DELETED")
 
 
 class Console:
     """A WSGI app over a running local stack and its state folder."""
 
-    def __init__(self, stack: Any, state: Any, record: Callable[[str], dict[str, Any] | None]) -> None:
+    def __init__(
+        self,
+        stack: Any,
+        state: Any,
+        record: Callable[[str], dict[str, Any] | None],
+        record_page: Callable[[str | None, int, int], list[dict[str, Any]]],
+    ) -> None:
         self.stack = stack
         self.state = state
         self.record = record
+        self.record_page = record_page
         self.pages = environment()
 
     # --- what the pages show ------------------------------------------------------------------
@@ -84,16 +94,25 @@ class Console:
         detail = execution_input.get("detail") or {}
         bucket, key = (detail.get("bucket") or {}).get("name"), (detail.get("object") or {}).get("key")
         record = self.record(f"s3://{bucket}/{key}") if bucket and key is not None else None
+        runs = state_runs(definition, events, described["status"])
         return {
             "execution": described,
             "input": execution_input,
             "key": key,
             "bucket": bucket,
-            "states": [asdict(run) for run in state_runs(definition, events, described["status"])],
+            "states": [asdict(run) for run in runs],
+            "graph": definition_graph(definition, runs),
+            "timeline": timeline(runs, events),
             "events": events,
             "record": record,
             "thumbnail_bucket": self.stack.thumbnail_bucket,
         }
+
+    def records(self, status: str = "", offset: int = 0, limit: int = PAGE_SIZE) -> dict[str, Any]:
+        """A page of the records table, by source, optionally of one status; read from the store."""
+        found = self.record_page(status or None, offset, limit + 1)
+        following = offset + limit if len(found) > limit else None
+        return {"records": found[:limit], "next": following}
 
     # --- what the buttons do ------------------------------------------------------------------
     def redrive(self, names: list[str]) -> list[dict[str, str]]:
@@ -171,6 +190,19 @@ class Console:
             template = self.pages.get_template("executions.html")
             page = template.render(**found, status=status, query=args.get("q", ""), statuses=STATUSES, done=done)
             return Response(page, content_type="text/html; charset=utf-8")
+        if path in ("records", "api/records"):
+            status = args.get("status", "") if args.get("status", "") in RECORD_STATUSES else ""
+            found = self.records(status, int(args.get("offset", "0") or 0))
+            if path == "api/records":
+                return Response(json.dumps(found), content_type="application/json")
+            page = self.pages.get_template("records.html").render(
+                **found,
+                status=status,
+                statuses=RECORD_STATUSES,
+                thumbnail_bucket=self.stack.thumbnail_bucket,
+                done=done,
+            )
+            return Response(page, content_type="text/html; charset=utf-8")
         if path.startswith("api/executions/"):
             view = self.execution(path.removeprefix("api/executions/"))
             return Response(json.dumps(view), content_type="application/json")
@@ -180,7 +212,20 @@ class Console:
             return Response(page, content_type="text/html; charset=utf-8")
         if path.startswith("objects/"):
             return self._object(path.removeprefix("objects/"))
+        if path.startswith("static/"):
+            return self._static(path.removeprefix("static/"))
         return None
+
+    @staticmethod
+    def _static(name: str) -> Any:
+        """The console's script and the vendored layout library (with its licence), from the package."""
+        from werkzeug.exceptions import NotFound
+        from werkzeug.wrappers import Response
+
+        if name not in {p.name for p in STATIC.iterdir()}:  # only files that are there: no path tricks
+            raise NotFound()
+        kind = {".js": "text/javascript", ".txt": "text/plain"}.get(Path(name).suffix, "application/octet-stream")
+        return Response((STATIC / name).read_bytes(), content_type=f"{kind}; charset=utf-8")
 
     def _post(self, path: str, request: Any) -> Any:
         if path.startswith("executions/") and path.endswith("/redrive"):

@@ -48,6 +48,7 @@ class StateRun:
     seconds: float | None = None
     attempts: list[Attempt] = field(default_factory=list)
     iterations: dict[int, str] = field(default_factory=dict)  # Map: index -> outcome
+    labels: dict[int, str] = field(default_factory=dict)  # Map: index -> what the item is (``256 px``)
 
 
 def _details(event: dict[str, Any]) -> dict[str, Any]:
@@ -66,6 +67,20 @@ def _json(text: str | None) -> Any:
         return json.loads(text) if text else None
     except ValueError:
         return text
+
+
+def _item_labels(items_path: str, state_input: Any, iterations: dict[int, str]) -> dict[int, str]:
+    """What each Map item is, from the state's input at ``ItemsPath``: a size (``256 px``), else the item."""
+    items: Any = state_input
+    for part in items_path.removeprefix("$").strip(".").split("."):
+        if part:
+            items = items.get(part) if isinstance(items, dict) else None
+    labels = {}
+    for index in iterations:
+        item = items[index] if isinstance(items, list) and 0 <= index < len(items) else None
+        size = item.get("size") if isinstance(item, dict) else None
+        labels[index] = f"{size} px" if isinstance(size, int) else str(index)
+    return labels
 
 
 def state_runs(definition: dict[str, Any], events: list[dict[str, Any]], status: str) -> list[StateRun]:
@@ -113,6 +128,9 @@ def state_runs(definition: dict[str, Any], events: list[dict[str, Any]], status:
             run.iterations[index] = {"MapIterationStarted": "running"}.get(kind, kind[len("MapIteration") :].lower())
         elif kind.endswith(("StateFailed", "Failed")) and kind.startswith(("Map", "Task", "Parallel")):
             run.error = run.error or details.get("error")
+    for name, run in runs.items():
+        if run.kind == "Map" and run.iterations:
+            run.labels = _item_labels(states[name].get("ItemsPath", "$"), run.input, run.iterations)
     order = list(states)
     entered = [r for r in runs.values() if r.outcome != "not entered"]
     for run in entered:
@@ -124,3 +142,65 @@ def state_runs(definition: dict[str, Any], events: list[dict[str, Any]], status:
         elif status in ("FAILED", "TIMED_OUT", "ABORTED"):
             run.outcome = status.lower().replace("_", " ")
     return sorted(runs.values(), key=lambda r: order.index(r.name))
+
+
+def definition_graph(definition: dict[str, Any], runs: list[StateRun]) -> dict[str, Any]:
+    """Nodes and edges of the top-level states, from the definition itself, each node with its outcome.
+
+    Edges are every way out of a state: ``Next``, a Choice's rules and ``Default``, and each
+    ``Catch``; a state that ends the run points at the End node. The page lays this out with
+    dagre; nothing here knows where a node goes.
+    """
+    states = definition.get("States", {})
+    outcome = {run.name: run for run in runs}
+    nodes = [{"id": "Start", "kind": "start", "outcome": "succeeded"}]
+    edges = [{"from": "Start", "to": definition.get("StartAt"), "kind": "next"}]
+    for name, spec in states.items():
+        run = outcome.get(name)
+        iterations = run.iterations if run else {}
+        nodes.append(
+            {
+                "id": name,
+                "kind": spec.get("Type", ""),
+                "outcome": run.outcome if run else "not entered",
+                "iterations": {
+                    (run.labels.get(k) if run else None) or str(k): v for k, v in sorted(iterations.items())
+                },
+            }
+        )
+        for rule in spec.get("Choices", []):
+            edges.append({"from": name, "to": rule.get("Next"), "kind": "choice"})
+        if spec.get("Default"):
+            edges.append({"from": name, "to": spec["Default"], "kind": "default"})
+        if spec.get("Next"):
+            edges.append({"from": name, "to": spec["Next"], "kind": "next"})
+        for catch in spec.get("Catch", []):
+            edges.append({"from": name, "to": catch.get("Next"), "kind": "catch"})
+        if spec.get("End") or spec.get("Type") in ("Succeed", "Fail"):
+            edges.append({"from": name, "to": "End", "kind": "next"})
+    nodes.append({"id": "End", "kind": "end", "outcome": "succeeded"})
+    unique = {(e["from"], e["to"], e["kind"]): e for e in edges if e["to"]}
+    return {"nodes": nodes, "edges": list(unique.values())}
+
+
+def timeline(runs: list[StateRun], events: list[dict[str, Any]]) -> dict[str, Any]:
+    """Each entered state as a bar on the run's clock: where it started and how long it took, in percent."""
+    if not events:
+        return {"bars": [], "total": 0.0}
+    start, end = events[0]["timestamp"], events[-1]["timestamp"]
+    total = max(_seconds(start, end), 1e-6)
+    bars = []
+    for run in sorted((r for r in runs if r.entered), key=lambda r: r.entered or ""):
+        offset = _seconds(start, run.entered or start)
+        seconds = run.seconds if run.seconds is not None else _seconds(run.entered or start, end)
+        bars.append(
+            {
+                "name": run.name,
+                "outcome": run.outcome,
+                "seconds": seconds,
+                "attempts": len(run.attempts),
+                "left": round(100 * offset / total, 2),
+                "width": round(max(100 * seconds / total, 0.3), 2),
+            }
+        )
+    return {"bars": bars, "total": total}

@@ -7,6 +7,7 @@ keyboard reaches all of it.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -22,4 +23,6 @@ def environment() -> Any:
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(default=True))
     env.globals["style"] = Markup((TEMPLATES / "style.css").read_text())  # ours, not user input
     env.globals["quote"] = lambda text: quote(str(text), safe="/")
+    # JSON to read in a <pre>: plain text that autoescaping then makes safe (tojson is for <script>)
+    env.filters["pretty"] = lambda value: json.dumps(value, indent=1, ensure_ascii=False)
     return env

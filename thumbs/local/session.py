@@ -40,7 +40,12 @@ class Session:
         state.import_earlier_format(self.store, self.stack.upload_bucket, self.stack.table_name)
         from ..console.app import Console
 
-        self.stack.console = Console(self.stack, state, self.record)
+        self.stack.console = Console(
+            self.stack,
+            state,
+            self.record,
+            lambda status, offset, limit: state.record_page(self.store, self.stack.table_name, status, offset, limit),
+        )
         self._saving: list[threading.Thread] = []
         self._records_exported_at = self.store.item_writes
         self._definitions: dict[str, str] = {}  # state machine ARN -> definition hash, saved once

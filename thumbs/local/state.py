@@ -155,6 +155,15 @@ class StateFolder:
         item = store.get_item(table, json.dumps({"S": source_id}, sort_keys=True))
         return to_json(TypeDeserializer().deserialize({"M": item})) if item else None
 
+    def record_page(
+        self, store: Store, table: str, status: str | None, offset: int, limit: int
+    ) -> list[dict[str, Any]]:
+        """A page of records, as plain values, optionally of one status."""
+        from boto3.dynamodb.types import TypeDeserializer
+
+        deserializer = TypeDeserializer()
+        return [to_json(deserializer.deserialize({"M": i})) for i in store.item_page(table, status, offset, limit)]
+
     def records(self) -> dict[str, dict[str, Any]]:
         """``records.json``: what the last command wrote out."""
         path = self.root / "records.json"

@@ -140,3 +140,14 @@ class Store:
         with self._lock:
             (count,) = self._db.execute("SELECT COUNT(*) FROM items WHERE tbl = ?", (table,)).fetchone()
         return int(count)
+
+    def item_page(self, table: str, status: str | None, offset: int, limit: int) -> list[dict[str, Any]]:
+        """A page of ``table``'s items by key, optionally only those whose ``status`` is ``status``."""
+        query = "SELECT item FROM items WHERE tbl = ?"
+        params: list[Any] = [table]
+        if status is not None:
+            query += " AND json_extract(item, '$.status.S') = ?"
+            params.append(status)
+        with self._lock:
+            rows = self._db.execute(query + " ORDER BY hash LIMIT ? OFFSET ?", (*params, limit, offset)).fetchall()
+        return [json.loads(item) for (item,) in rows]
