@@ -40,6 +40,8 @@ class Console:
         self.state = state
         self.record = record
         self.record_page = record_page
+        self._keys_of: Any = None
+        self._key_map: dict[str, str | None] = {}
         self.pages = environment()
 
     # --- what the pages show ------------------------------------------------------------------
@@ -50,7 +52,7 @@ class Console:
         key search reads the execution index (one line per run), never the histories.
         """
         sfn = self.stack.client("stepfunctions")
-        keys = {e["executionArn"]: e.get("key") for e in self.state.execution_index()}
+        keys = self._keys()
         if query:
             rows = [self._row(e, keys) for e in self._all(sfn, status)]
             rows = [r for r in rows if query.lower() in (r["key"] or "").lower()]
@@ -64,6 +66,13 @@ class Console:
             **({"nextToken": token} if token else {}),
         )
         return {"executions": [self._row(e, keys) for e in page["executions"]], "next": page.get("nextToken")}
+
+    def _keys(self) -> dict[str, str | None]:
+        """Execution ARN -> object key, from the index; built again only when the index changed."""
+        index = self.state.execution_index()
+        if self._keys_of is not index:
+            self._keys_of, self._key_map = index, {e["executionArn"]: e.get("key") for e in index}
+        return self._key_map
 
     def _all(self, sfn: Any, status: str) -> Iterable[dict[str, Any]]:
         kwargs = {"stateMachineArn": self.stack.state_machine_arn, **({"statusFilter": status} if status else {})}

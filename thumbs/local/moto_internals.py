@@ -753,15 +753,16 @@ def _patch_stored_executions() -> None:
 
     StepFunctionBackend.describe_execution = describe_execution
 
+    listed: dict[str, Any] = {}  # the saved summaries last seen, and their listing objects
+
     @paginate(pagination_model=PAGINATION_MODEL)
     def list_executions(self: Any, state_machine_arn: str, status_filter: str | None = None) -> list[Any]:
         executions = list(self.describe_state_machine(state_machine_arn).executions)
         known = {e.execution_arn for e in executions}
-        executions += [
-            _Listed(saved)
-            for saved in _installed["stored_executions"](state_machine_arn)
-            if saved["executionArn"] not in known
-        ]
+        saved = _installed["stored_executions"](state_machine_arn)
+        if listed.get("source") is not saved:  # the store hands back the same list until it changes
+            listed.update(source=saved, items=[_Listed(summary) for summary in saved])
+        executions += [item for item in listed["items"] if item.execution_arn not in known]
         if status_filter:
             executions = [e for e in executions if e.status == status_filter]
         return sorted(executions, key=lambda e: e.start_date, reverse=True)

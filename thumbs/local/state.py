@@ -48,6 +48,7 @@ class StateFolder:
         self._index_path = self.executions_dir / "index.jsonl"
         self._index_lock = threading.Lock()
         self._index_cache: tuple[tuple[int, int], list[dict[str, Any]]] | None = None
+        self._summaries_cache: dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]]]] = {}
         for folder in (self.executions_dir, self.logs_dir, self.cache_dir, self.definitions_dir):
             folder.mkdir(parents=True, exist_ok=True)
 
@@ -95,7 +96,13 @@ class StateFolder:
     def execution_summaries(self, state_machine_arn: str) -> list[dict[str, Any]]:
         """What ListExecutions shows of each saved execution of one state machine."""
         machine = state_machine_arn.split(":")[6]
-        return [e for e in self.execution_index() if e["executionArn"].split(":")[6:7] == [machine]]
+        index = self.execution_index()
+        cached = self._summaries_cache.get(machine)
+        if cached is not None and cached[0] is index:  # the same index: the same list, so callers may cache by it
+            return cached[1]
+        found = [e for e in index if e["executionArn"].split(":")[6:7] == [machine]]
+        self._summaries_cache[machine] = (index, found)
+        return found
 
     def save_definition(self, definition: str) -> str:
         """Keep a state machine definition by its hash (executions name the one they ran on)."""
