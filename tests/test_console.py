@@ -190,3 +190,15 @@ def test_the_timeline_says_where_the_seconds_went(console):
     assert bars["Validate"]["left"] <= bars["Thumbnails"]["left"] <= bars["Record"]["left"]
     assert abs(sum(bar["seconds"] for bar in bars.values()) - timeline["total"]) < timeline["total"]
     assert "Where the seconds went" in requests.get(f"{base}/executions/{good}", timeout=30).text
+
+
+def test_a_running_run_s_page_refreshes_itself_and_a_finished_one_does_not():
+    from thumbs.console.pages import environment
+
+    page = environment().get_template("execution.html")
+    view = {"states": [], "events": [], "record": None, "graph": {"nodes": [], "edges": []},
+            "timeline": {"bars": [], "total": 0}, "key": "a.jpg", "bucket": "b", "thumbnail_bucket": "t"}  # fmt: skip
+    running = page.render(**view, execution={"name": "n", "status": "RUNNING", "startDate": "2026-11-29T10:00:00"})
+    finished = page.render(**view, execution={"name": "n", "status": "SUCCEEDED", "startDate": "2026-11-29T10:00:00"})
+    assert '<meta http-equiv="refresh" content="2">' in running and "Updates every 2 s" in running
+    assert "http-equiv" not in finished
