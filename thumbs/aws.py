@@ -36,11 +36,12 @@ from awsio import (
     OBJECT_DELETED,
     STATUS_CHANGE,
     sequencer_order,
+    source_id,
 )
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from .plain import to_json
+from .plain import from_dynamodb
 from .terminal import console, out, parse_since, print_history
 
 REQUIRED_OUTPUTS = ("StateMachineArn", "RecordsTableName", "DeadLetterQueueUrl", "RecordFunctionName")
@@ -153,16 +154,9 @@ def record_lookup(stack: DeployedStack, dynamodb: Any) -> RecordLookup:
         item = dynamodb.get_item(
             TableName=stack.outputs["RecordsTableName"], Key={"source_id": {"S": source_id}}, ConsistentRead=True
         ).get("Item")
-        return _plain(item) if item else None
+        return from_dynamodb(item) if item else None
 
     return lookup
-
-
-def _plain(item: dict[str, Any]) -> dict[str, Any]:
-    """A low-level DynamoDB item as the plain values the local state folder keeps."""
-    from boto3.dynamodb.types import TypeDeserializer
-
-    return to_json(TypeDeserializer().deserialize({"M": item}))
 
 
 def _handled_since(execution_input: dict[str, Any], lookup: RecordLookup | None) -> dict[str, Any] | None:
@@ -171,7 +165,7 @@ def _handled_since(execution_input: dict[str, Any], lookup: RecordLookup | None)
     bucket, obj = (detail.get("bucket") or {}).get("name"), detail.get("object") or {}
     if lookup is None or not bucket or "key" not in obj or not obj.get("sequencer"):
         return None
-    record = lookup(f"s3://{bucket}/{obj['key']}")
+    record = lookup(source_id(bucket, obj["key"]))
     if (
         record
         and record.get("status") in FINISHED_STATUSES
@@ -218,7 +212,7 @@ def failed_records(stack: DeployedStack, dynamodb: Any, since: timedelta) -> lis
         "ExpressionAttributeValues": {":failed": {"S": "FAILED"}, ":cutoff": {"S": cutoff}},
     }
     for page in dynamodb.get_paginator("scan").paginate(**kwargs):
-        found += [_plain(item) for item in page["Items"]]
+        found += [from_dynamodb(item) for item in page["Items"]]
     return sorted(found, key=lambda r: r["recorded_at"])
 
 

@@ -26,3 +26,10 @@ def to_json(value: Any) -> Any:
 def to_dynamo(item: dict[str, Any]) -> dict[str, Any]:
     """A plain item as the boto3 resource API takes it: numbers with a fraction become Decimal."""
     return json.loads(json.dumps(item), parse_float=decimal.Decimal)
+
+
+def from_dynamodb(item: dict[str, Any]) -> dict[str, Any]:
+    """A low-level DynamoDB item (``{"S": ...}`` values) as plain JSON values."""
+    from boto3.dynamodb.types import TypeDeserializer
+
+    return to_json(TypeDeserializer().deserialize({"M": item}))  # type: ignore[no-any-return]

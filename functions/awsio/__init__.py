@@ -156,6 +156,11 @@ def staged_key(source: SourceObject, size: int, extension: str) -> str:
     return f"{STAGED_PREFIX}{_version_identity(source)}/{size}.{extension}"
 
 
+def source_id(bucket: str, key: str) -> str:
+    """The records table's partition key: one item per object, spread over partitions by key."""
+    return f"s3://{bucket}/{key}"
+
+
 def thumbnail_key(source_key: str, size: int, extension: str) -> str:
     """``{size}/{source key}.{ext}``; a key too long for S3 becomes ``{size}/_hashed/{sha256}.{ext}``.
 

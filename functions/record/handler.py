@@ -52,6 +52,7 @@ from awsio import (
     is_missing,
     parse_s3_event,
     sequencer_order,
+    source_id,
     timed_stage,
 )
 
@@ -60,11 +61,6 @@ tracer = Tracer()
 metrics = Metrics()
 
 _IMAGE_FIELDS = ("format", "width", "height", "mode", "frames", "orientation", "has_alpha", "output_format")
-
-
-def source_id(bucket: str, key: str) -> str:
-    """The table's partition key: one item per object, spread over partitions by key."""
-    return f"s3://{bucket}/{key}"
 
 
 def build_record(request: dict[str, Any], source_bucket: str | None, now: datetime) -> dict[str, Any]:

@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from awsio import source_id
+
 from ..plain import to_json
 from .history import definition_graph, state_runs, timeline
 from .pages import environment
@@ -102,7 +104,7 @@ class Console:
         execution_input = json.loads(described.get("input") or "{}")
         detail = execution_input.get("detail") or {}
         bucket, key = (detail.get("bucket") or {}).get("name"), (detail.get("object") or {}).get("key")
-        record = self.record(f"s3://{bucket}/{key}") if bucket and key is not None else None
+        record = self.record(source_id(bucket, key)) if bucket and key is not None else None
         runs = state_runs(definition, events, described["status"])
         return {
             "execution": described,

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from awsio import FAILED_STATUSES
+from awsio import FAILED_STATUSES, source_id
 from rich.table import Table
 
 from ..terminal import console, duration, out, parse_since, print_history
@@ -64,7 +64,7 @@ def cmd_run(args: argparse.Namespace, state: StateFolder) -> int:
         finished = session.wait(expected, f"{len(files)} uploads")
         session.stack.runtime.wait_for_async()  # FAILED records arrive asynchronously
         bucket = session.stack.upload_bucket
-        found = (session.record(f"s3://{bucket}/{key}") for key in sorted({key for key, _ in files}))
+        found = (session.record(source_id(bucket, key)) for key in sorted({key for key, _ in files}))
         records = [r for r in found if r is not None]
         _write_outputs(session.stack, records, Path(args.out))
         report = session.function_report()
@@ -169,13 +169,7 @@ def cmd_replay(args: argparse.Namespace, state: StateFolder) -> int:
         running = [o for o in outcomes if o.action != "skipped"]
         session.wait(len(running), f"replaying {len(running)}")
         session.stack.runtime.wait_for_async()
-        records = {
-            source: session.record(source)
-            for source in (
-                f"s3://{t['input']['detail']['bucket']['name']}/{t['input']['detail']['object']['key']}"
-                for t in targets
-            )
-        }
+        records = {source: session.record(source) for source in map(_source_id, targets)}
     table = Table(title="Replayed")
     for column in ("execution", "action", "now running as", "status", "record", "why"):
         table.add_column(column, overflow="fold")
@@ -185,8 +179,7 @@ def cmd_replay(args: argparse.Namespace, state: StateFolder) -> int:
         if outcome.action == "restarted":
             now["replayOf"] = old["executionArn"]
             state.save_execution(now)
-        detail = old["input"]["detail"]
-        record = records.get(f"s3://{detail['bucket']['name']}/{detail['object']['key']}") or {}
+        record = records.get(_source_id(old)) or {}
         status = now["status"] if outcome.action != "skipped" else "-"
         table.add_row(
             old["name"], outcome.action, outcome.arn.rsplit(":", 1)[-1], status, record.get("status", "-"),
@@ -195,6 +188,12 @@ def cmd_replay(args: argparse.Namespace, state: StateFolder) -> int:
         worst = max(worst, 1 if outcome.action != "skipped" and now["status"] != "SUCCEEDED" else 0)
     out.print(table)
     return worst
+
+
+def _source_id(execution: dict[str, Any]) -> str:
+    """The record key of the object an execution's S3 event names."""
+    detail = execution["input"]["detail"]
+    return source_id(detail["bucket"]["name"], detail["object"]["key"])
 
 
 def cmd_serve(args: argparse.Namespace, state: StateFolder) -> int:

@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ..plain import to_dynamo, to_json
+from ..plain import from_dynamodb, to_dynamo, to_json
 from .store import Store
 
 DEFAULT_STATE = ".thumbs"
@@ -135,11 +135,8 @@ class StateFolder:
 
     def iter_records(self, store: Store, table: str) -> Iterator[dict[str, Any]]:
         """Every record in the store, as plain values, one at a time."""
-        from boto3.dynamodb.types import TypeDeserializer
-
-        deserializer = TypeDeserializer()
         for item in store.items(table):
-            yield to_json(deserializer.deserialize({"M": item}))
+            yield from_dynamodb(item)
 
     def export_records(self, store: Store, table: str) -> int:
         """Write ``records.json`` (one item per source_id) from the store, streaming; how many it holds."""
@@ -157,19 +154,14 @@ class StateFolder:
         return count
 
     def record(self, store: Store, table: str, source_id: str) -> dict[str, Any] | None:
-        from boto3.dynamodb.types import TypeDeserializer
-
         item = store.get_item(table, json.dumps({"S": source_id}, sort_keys=True))
-        return to_json(TypeDeserializer().deserialize({"M": item})) if item else None
+        return from_dynamodb(item) if item else None
 
     def record_page(
         self, store: Store, table: str, status: str | None, offset: int, limit: int
     ) -> list[dict[str, Any]]:
         """A page of records, as plain values, optionally of one status."""
-        from boto3.dynamodb.types import TypeDeserializer
-
-        deserializer = TypeDeserializer()
-        return [to_json(deserializer.deserialize({"M": i})) for i in store.item_page(table, status, offset, limit)]
+        return [from_dynamodb(item) for item in store.item_page(table, status, offset, limit)]
 
     def records(self) -> dict[str, dict[str, Any]]:
         """``records.json``: what the last command wrote out."""
