@@ -941,6 +941,78 @@ def _key_store_base() -> type:
     return _VersionedKeyStore  # type: ignore[no-any-return]
 
 
+class _Pending:
+    """What the requests still running changed in one store-backed collection, until each ends.
+
+    ``live`` holds the values a running request put, or read to edit; ``gone`` the names it
+    deleted. When a request ends, ``flush`` writes that thread's changes through ``write``
+    and ``erase``, then lets go of whatever no other running request still uses. The key
+    store (seam 13) and the item dict (seam 14) share it.
+    """
+
+    def __init__(self, write: Callable[[str, Any], None], erase: Callable[[str], None]) -> None:
+        self.live: dict[str, Any] = {}
+        self.gone: set[str] = set()
+        self._write, self._erase = write, erase
+        self._by_thread: dict[int, set[str]] = {}
+        self.lock = threading.RLock()
+
+    def find(self, name: str, *, to_edit: bool = False) -> tuple[bool, Any]:
+        """(known here, value): the value is None when a running request deleted it.
+
+        ``to_edit``: the caller may change the value in place (an UpdateItem edits the item it
+        got), so it is written back when this request ends too.
+        """
+        with self.lock:
+            if name in self.live:
+                if to_edit:
+                    self._mark(name)
+                return True, self.live[name]
+            return name in self.gone, None
+
+    def keep(self, name: str, value: Any) -> Any:
+        """Hold a value read from the store for this request; the one already held wins."""
+        with self.lock:
+            self._mark(name)
+            return self.live.setdefault(name, value)
+
+    def put(self, name: str, value: Any) -> None:
+        with self.lock:
+            self.live[name] = value
+            self.gone.discard(name)
+            self._mark(name)
+
+    def drop(self, name: str) -> None:
+        with self.lock:
+            self.live.pop(name, None)
+            self.gone.add(name)
+            self._mark(name)
+
+    def names(self, stored: list[str]) -> list[str]:
+        with self.lock:
+            return sorted((set(stored) | set(self.live)) - self.gone)
+
+    def _mark(self, name: str) -> None:
+        self._by_thread.setdefault(threading.get_ident(), set()).add(name)
+        _touched()[id(self)] = self
+
+    def flush_thread(self) -> None:
+        with self.lock:
+            names = self._by_thread.pop(threading.get_ident(), set())
+            changes = [(name, self.live.get(name), name in self.gone) for name in names]
+        for name, value, gone in changes:
+            if gone:
+                self._erase(name)
+            elif value is not None:
+                self._write(name, value)
+            with self.lock:  # the store has it now; a later request reads it from there
+                still_used = any(name in others for others in self._by_thread.values())
+                if not still_used and value is not None and self.live.get(name) is value:
+                    del self.live[name]
+                if gone and not still_used:
+                    self.gone.discard(name)
+
+
 class _StoredKeys(_key_store_base()):  # type: ignore[misc]
     """moto's key store for one bucket, over the store: live keys in memory until their request ends."""
 
@@ -948,18 +1020,23 @@ class _StoredKeys(_key_store_base()):  # type: ignore[misc]
         super().__init__()
         self._bucket = bucket
         self._store = store
-        self._live: dict[str, list[Any]] = {}  # written by a request still running
-        self._gone: set[str] = set()  # deleted by a request still running
-        self._by_thread: dict[int, set[str]] = {}
-        self._lock = threading.RLock()
+        self._pending = _Pending(self._write, lambda name: store.delete_object(bucket.name, name))
+
+    def _write(self, name: str, versions: list[Any]) -> None:
+        from moto.s3.models import FakeDeleteMarker
+
+        if not versions or isinstance(versions[-1], FakeDeleteMarker):
+            self._store.delete_object(self._bucket.name, name)
+        else:
+            self._store.put_object(self._bucket.name, name, **_key_row(versions[-1], self._store))
 
     # what moto calls
     def __sgetitem__(self, key: str) -> list[Any]:
-        with self._lock:
-            if key in self._live:
-                return self._live[key]
-            if key in self._gone:
+        known, versions = self._pending.find(key)
+        if known:
+            if versions is None:
                 raise KeyError(key)
+            return versions  # type: ignore[no-any-return]
         row = self._store.get_object(self._bucket.name, key)
         if row is None:
             raise KeyError(key)
@@ -971,32 +1048,22 @@ class _StoredKeys(_key_store_base()):  # type: ignore[misc]
     def setlist(self, key: Any, list_: Any) -> None:
         if not isinstance(list_, list):
             list_ = list(list_) if isinstance(list_, tuple) else [list_]
-        with self._lock:
-            self._live[key] = list_
-            self._gone.discard(key)
-            self._mark(key)
+        self._pending.put(key, list_)
 
     def pop(self, key: str, *default: Any) -> None:  # type: ignore[override]
-        with self._lock:
-            self._live.pop(key, None)
-            self._gone.add(key)
-            self._mark(key)
+        self._pending.drop(key)
 
     def __delitem__(self, key: str) -> None:
         self.pop(key)
 
     def __contains__(self, key: object) -> bool:
-        with self._lock:
-            if key in self._live:
-                return True
-            if key in self._gone:
-                return False
-        return isinstance(key, str) and self._store.has_object(self._bucket.name, key)
+        if not isinstance(key, str):
+            return False
+        known, versions = self._pending.find(key)
+        return versions is not None if known else self._store.has_object(self._bucket.name, key)
 
     def _names(self) -> list[str]:
-        with self._lock:
-            live, gone = set(self._live), set(self._gone)
-        return sorted((set(self._store.object_keys(self._bucket.name)) | live) - gone)
+        return self._pending.names(self._store.object_keys(self._bucket.name))
 
     def _self_iterable(self) -> dict[str, Any]:
         return dict.fromkeys(self._names())
@@ -1011,37 +1078,14 @@ class _StoredKeys(_key_store_base()):  # type: ignore[misc]
         return len(self._names())
 
     def __bool__(self) -> bool:
-        with self._lock:
-            if self._live:
+        with self._pending.lock:
+            if self._pending.live:
                 return True
-        return self._store.count_objects(self._bucket.name) > len(self._gone)
+            gone = len(self._pending.gone)
+        return self._store.count_objects(self._bucket.name) > gone
 
     def item_size(self) -> int:
         return len(self)
-
-    # what the server calls when a request ends
-    def _mark(self, key: str) -> None:
-        self._by_thread.setdefault(threading.get_ident(), set()).add(key)
-        _touched()[id(self)] = self
-
-    def flush_thread(self) -> None:
-        from moto.s3.models import FakeDeleteMarker
-
-        with self._lock:
-            names = self._by_thread.pop(threading.get_ident(), set())
-            changes = [(name, self._live.get(name), name in self._gone) for name in names]
-        for name, versions, gone in changes:
-            if gone or not versions or isinstance(versions[-1], FakeDeleteMarker):
-                self._store.delete_object(self._bucket.name, name)
-            else:
-                row = _key_row(versions[-1], self._store)
-                self._store.put_object(self._bucket.name, name, **row)
-            with self._lock:  # the store has it now; a later request reads it from there
-                still_used = any(name in others for others in self._by_thread.values())
-                if not still_used and versions is not None and self._live.get(name) is versions:
-                    del self._live[name]
-                if gone and not still_used:
-                    self._gone.discard(name)
 
 
 # 14. Table items on disk: read from the store, written when the request that changed them ends ------
@@ -1085,29 +1129,22 @@ class _StoredItems(dict):  # type: ignore[type-arg]
         super().__init__()
         self._table = table
         self._store = store
-        self._live: dict[str, Any] = {}
-        self._gone: set[str] = set()
-        self._by_thread: dict[int, set[str]] = {}
-        self._lock = threading.RLock()
+        self._pending = _Pending(
+            lambda hid, item: store.put_item(table.name, hid, item.to_json()["Attributes"]),
+            lambda hid: store.delete_item(table.name, hid),
+        )
 
     def _load(self, hash_key: Any) -> Any:
         from moto.dynamodb.models.dynamo_type import Item
 
         hid = _hash_id(hash_key)
-        with self._lock:
-            if hid in self._live:
-                self._mark(hid)  # an UpdateItem edits the item it got: write it back at the end
-                return self._live[hid]
-            if hid in self._gone:
-                return None
+        known, item = self._pending.find(hid, to_edit=True)
+        if known:
+            return item
         attrs = self._store.get_item(self._table.name, hid)
         if attrs is None:
             return None
-        item = Item(hash_key, None, attrs)
-        with self._lock:
-            self._live.setdefault(hid, item)
-            self._mark(hid)
-            return self._live[hid]
+        return self._pending.keep(hid, Item(hash_key, None, attrs))  # an UpdateItem edits what it got
 
     def __getitem__(self, hash_key: Any) -> Any:
         item = self._load(hash_key)
@@ -1123,11 +1160,7 @@ class _StoredItems(dict):  # type: ignore[type-arg]
         return self._load(hash_key) is not None
 
     def __setitem__(self, hash_key: Any, item: Any) -> None:
-        hid = _hash_id(hash_key)
-        with self._lock:
-            self._live[hid] = item
-            self._gone.discard(hid)
-            self._mark(hid)
+        self._pending.put(_hash_id(hash_key), item)
 
     def pop(self, hash_key: Any, *default: Any) -> Any:  # type: ignore[override]
         item = self._load(hash_key)
@@ -1135,11 +1168,7 @@ class _StoredItems(dict):  # type: ignore[type-arg]
             if default:
                 return default[0]
             raise KeyError(hash_key)
-        hid = _hash_id(hash_key)
-        with self._lock:
-            self._live.pop(hid, None)
-            self._gone.add(hid)
-            self._mark(hid)
+        self._pending.drop(_hash_id(hash_key))
         return item
 
     def __delitem__(self, hash_key: Any) -> None:
@@ -1148,10 +1177,8 @@ class _StoredItems(dict):  # type: ignore[type-arg]
     def _all(self) -> list[Any]:
         from moto.dynamodb.models.dynamo_type import DynamoType
 
-        with self._lock:
-            live_ids, gone = set(self._live), set(self._gone)
-        ids = (set(self._store.item_keys(self._table.name)) | live_ids) - gone
-        return [DynamoType(json.loads(hid)) for hid in sorted(ids)]
+        ids = self._pending.names(self._store.item_keys(self._table.name))
+        return [DynamoType(json.loads(hid)) for hid in ids]
 
     def keys(self) -> Any:  # type: ignore[override]
         return self._all()
@@ -1170,26 +1197,6 @@ class _StoredItems(dict):  # type: ignore[type-arg]
 
     def __bool__(self) -> bool:
         return len(self) > 0
-
-    def _mark(self, hid: str) -> None:
-        self._by_thread.setdefault(threading.get_ident(), set()).add(hid)
-        _touched()[id(self)] = self
-
-    def flush_thread(self) -> None:
-        with self._lock:
-            ids = self._by_thread.pop(threading.get_ident(), set())
-            changes = [(hid, self._live.get(hid), hid in self._gone) for hid in ids]
-        for hid, item, gone in changes:
-            if gone:
-                self._store.delete_item(self._table.name, hid)
-            elif item is not None:
-                self._store.put_item(self._table.name, hid, item.to_json()["Attributes"])
-            with self._lock:
-                still_used = any(hid in others for others in self._by_thread.values())
-                if not still_used and self._live.get(hid) is item:
-                    self._live.pop(hid, None)
-                if gone and not still_used:
-                    self._gone.discard(hid)
 
 
 def s3_unsupported(method: str, query: dict[str, Any]) -> str | None:
