@@ -6,7 +6,6 @@ import json
 import signal
 import socket
 import subprocess
-import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,10 +16,10 @@ import requests
 from botocore.exceptions import ClientError
 
 from tests.images import encode, photo
+from tests.serving import start_serve
 from thumbs.cli import main
 from thumbs.local.lambda_runtime import FaultSwitch
 from thumbs.local.session import Session
-from thumbs.local.stack import free_port
 from thumbs.local.state import StateFolder
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -162,11 +161,7 @@ def wait_for_port(port: int, process: subprocess.Popen, seconds: float = 120) ->
 
 
 def test_an_upload_sent_the_moment_the_port_accepts_connections_ends_with_a_record(tmp_path):
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "thumbs", "--state", str(tmp_path / "state"), "serve", "--port", str(port)],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
+    server, port = start_serve(tmp_path / "state")
     try:
         wait_for_port(port, server)
         endpoint = f"http://127.0.0.1:{port}"

@@ -209,13 +209,9 @@ def test_serve_keeps_the_stack_up_for_boto3_clients(tmp_path):
 
     import boto3
 
-    from thumbs.local.stack import free_port
+    from tests.serving import start_serve
 
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "thumbs", "--state", str(tmp_path / "state"), "serve", "--port", str(port)],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
+    server, port = start_serve(tmp_path / "state")
     try:
         banner = ""
         while "Ctrl-C" not in banner:
