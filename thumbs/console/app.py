@@ -56,18 +56,19 @@ class Console:
         sfn = self.stack.client("stepfunctions")
         keys = self._keys()
         if query:
-            rows = [self._row(e, keys) for e in self._all(sfn, status)]
-            rows = [r for r in rows if query.lower() in (r["key"] or "").lower()]
+            found = [(e, self._key_of(e, keys)) for e in self._all(sfn, status)]
+            found = [(e, key) for e, key in found if query.lower() in (key or "").lower()]
             start = int(token or 0)
-            following = str(start + limit) if start + limit < len(rows) else None
-            return {"executions": rows[start : start + limit], "next": following}
+            following = str(start + limit) if start + limit < len(found) else None
+            return {"executions": [self._row(e, key) for e, key in found[start : start + limit]], "next": following}
         page = sfn.list_executions(
             stateMachineArn=self.stack.state_machine_arn,
             maxResults=limit,
             **({"statusFilter": status} if status else {}),
             **({"nextToken": token} if token else {}),
         )
-        return {"executions": [self._row(e, keys) for e in page["executions"]], "next": page.get("nextToken")}
+        rows = [self._row(e, self._key_of(e, keys)) for e in page["executions"]]
+        return {"executions": rows, "next": page.get("nextToken")}
 
     def _keys(self) -> dict[str, str | None]:
         """Execution ARN -> object key, from the index; built again only when the index changed."""
@@ -81,12 +82,16 @@ class Console:
         for page in sfn.get_paginator("list_executions").paginate(**kwargs):
             yield from page["executions"]
 
-    def _row(self, listed: dict[str, Any], keys: dict[str, str | None]) -> dict[str, Any]:
+    def _key_of(self, listed: dict[str, Any], keys: dict[str, str | None]) -> str | None:
+        """The object key of a listed run: from the index, or for a run not saved yet, its input."""
+        if listed["executionArn"] in keys:
+            return keys[listed["executionArn"]]
+        described = self.stack.client("stepfunctions").describe_execution(executionArn=listed["executionArn"])
+        return ((json.loads(described.get("input") or "{}").get("detail") or {}).get("object") or {}).get("key")
+
+    def _row(self, listed: dict[str, Any], key: str | None) -> dict[str, Any]:
+        """A listed run as the page shows it: plain values, its object key, its duration."""
         row = to_json(listed)
-        key = keys.get(listed["executionArn"])
-        if key is None and listed["executionArn"] not in keys:  # still running: not saved yet
-            described = self.stack.client("stepfunctions").describe_execution(executionArn=listed["executionArn"])
-            key = ((json.loads(described.get("input") or "{}").get("detail") or {}).get("object") or {}).get("key")
         row["key"] = key
         start, stop = listed["startDate"], listed.get("stopDate")
         row["seconds"] = (stop - start).total_seconds() if stop else None
