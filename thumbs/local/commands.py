@@ -162,7 +162,7 @@ def cmd_replay(args: argparse.Namespace, state: StateFolder) -> int:
         out.print("Nothing to replay.")
         return 0
     with Session(state, faults=FaultSwitch.parse(args.fault)) as session:
-        deployed = session.deployed()
+        deployed = session.stack.deployed()
         sfn = deployed.client("stepfunctions")
         lookup = aws.record_lookup(deployed, deployed.client("dynamodb"))
         outcomes = [aws.replay(deployed, sfn, execution["executionArn"], lookup) for execution in targets]

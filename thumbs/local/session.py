@@ -110,10 +110,6 @@ class Session:
             }
         )
 
-    def deployed(self) -> Any:
-        """This stack as ``thumbs --stack`` sees a deployed one (see :meth:`LocalStack.deployed`)."""
-        return self.stack.deployed()
-
     def upload(self, key: str, data: bytes) -> None:
         self.stack.client("s3").put_object(Bucket=self.stack.upload_bucket, Key=key, Body=data)
 
