@@ -139,6 +139,9 @@ INTERMEDIATE_PREFIX = f"{WORK_PREFIX}intermediate/"
 # because a redrive reruns only the failed Map iterations and publishes the others' from here.
 STAGED_PREFIX = f"{WORK_PREFIX}staged/"
 STAGED_DAYS = 15
+# The Backfill's Map Run results (ResultWriter): what ran, what was skipped and why.
+BACKFILL_RESULTS_PREFIX = f"{WORK_PREFIX}backfill/"
+BACKFILL_RESULTS_DAYS = 30
 
 
 def _version_identity(source: SourceObject) -> str:
@@ -289,3 +292,48 @@ def error_code(exc: BaseException) -> str:
     if isinstance(exc, ClientError):
         return str(exc.response.get("Error", {}).get("Code", ""))
     return ""
+
+
+# A backfill item has no S3 event, so no sequencer. One that remakes a recorded upload reuses
+# that record's sequencer; one for an object never recorded takes the lowest there is, so any
+# real upload of the key, before or during the backfill, orders after it and wins.
+BACKFILL_SEQUENCER = "0"
+
+
+def backfill_event(
+    *,
+    bucket: str,
+    key: str,
+    etag: str,
+    size: int,
+    sequencer: str,
+    event_time: str,
+    account: str,
+    region: str,
+    backfill: str,
+) -> dict[str, Any]:
+    """The pipeline's input for one listed object: an "Object Created" event as EventBridge sends it.
+
+    The pipeline then does for a backfilled object exactly what it does for an upload. The
+    ``backfill`` key (the Backfill execution's ARN) marks the run; the record keeps it.
+    """
+    return {
+        "version": "0",
+        "id": hashlib.sha256(f"{bucket}\n{key}\n{etag}\n{backfill}".encode()).hexdigest()[:36],
+        "detail-type": OBJECT_CREATED,
+        "source": "aws.s3",
+        "account": account,
+        "time": event_time,
+        "region": region,
+        "resources": [f"arn:aws:s3:::{bucket}"],
+        "detail": {
+            "version": "0",
+            "bucket": {"name": bucket},
+            "object": {"key": key, "size": size, "etag": etag, "sequencer": sequencer},
+            "request-id": "BACKFILL",
+            "requester": account,
+            "source-ip-address": "0.0.0.0",
+            "reason": "Backfill",
+        },
+        "backfill": backfill,
+    }

@@ -7,6 +7,7 @@ sizes, formats or limits.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -16,6 +17,20 @@ from typing import Any
 OUTPUT_FORMATS = ("auto", "jpeg", "png", "webp", "avif")
 ALPHA_FORMATS = ("webp", "png")
 ENV_VAR = "THUMBNAIL_SETTINGS"
+# What a thumbnail's bytes depend on. A record keeps their fingerprint, so a backfill after a
+# change in cdk.json remakes exactly the thumbnails made under other settings.
+OUTPUT_SETTINGS = (
+    "sizes",
+    "output_format",
+    "alpha_format",
+    "jpeg_quality",
+    "webp_quality",
+    "avif_quality",
+    "background",
+)
+# Bump when the imaging code makes different bytes from the same settings (a new resampling
+# step, an encoder option): every record's fingerprint goes stale and a backfill remakes it.
+IMAGING_REVISION = 1
 
 # Pillow refuses anything above 2 * Image.MAX_IMAGE_PIXELS as a decompression bomb before our
 # own check could run; a limit above it would be a promise we cannot keep.
@@ -87,6 +102,20 @@ class ImagingSettings:
                 raise ConfigError(f"sizes: {values['sizes']!r} is not a list of sizes")
             values["sizes"] = tuple(values["sizes"])
         return cls(**values)
+
+    def fingerprint(self, *, limits: bool = False) -> str:
+        """A short hash of what the thumbnails depend on; with ``limits``, of what a rejection depends on too.
+
+        Sizes are a set (their order in cdk.json changes nothing), so they are sorted first.
+        A rejection is kept as up to date only under the same limits: raising ``max_pixels``
+        makes earlier TooManyPixels rejections stale, while a success stays up to date.
+        """
+        names = [f.name for f in fields(self)] if limits else list(OUTPUT_SETTINGS)
+        values: dict[str, Any] = {name: getattr(self, name) for name in names}
+        values["sizes"] = sorted(self.sizes)
+        values["revision"] = IMAGING_REVISION
+        text = json.dumps(values, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))

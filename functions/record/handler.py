@@ -21,6 +21,16 @@ them to their keys) before it writes SUCCEEDED, and never over a thumbnail a new
 wrote. A run that fails therefore leaves no thumbnail in place, and its redrive, which reruns
 only the failed Map iterations, still finds the others staged.
 
+A SUCCEEDED run also removes the thumbnails the previous record listed that this run did not
+make (a size taken out of ``cdk.json``, a format that changed), so after a backfill the bucket
+holds exactly what the record lists. A record keeps the fingerprint of the imaging settings it
+was made with; the backfill's Plan compares it with the current one.
+
+A backfill run (its input names the Backfill execution) carries the sequencer of the record
+it remakes, or the lowest one when there is none, and a record is replaced at an equal
+sequencer only for the same etag: so a backfill never overwrites a newer upload's record or
+thumbnails, and an upload during a backfill wins.
+
 A deletion (S3 "Object Deleted", routed here by the state machine) marks the record DELETED
 and removes the thumbnails the record listed, but only if it is the newest event for the
 key, and only thumbnails written for an older upload: a re-upload that overtook a late
@@ -55,6 +65,7 @@ from awsio import (
     source_id,
     timed_stage,
 )
+from imaging import ImagingSettings
 
 logger = Logger()
 tracer = Tracer()
@@ -63,8 +74,16 @@ metrics = Metrics()
 _IMAGE_FIELDS = ("format", "width", "height", "mode", "frames", "orientation", "has_alpha", "output_format")
 
 
-def build_record(request: dict[str, Any], source_bucket: str | None, now: datetime) -> dict[str, Any]:
-    """The item for a state-machine request or an execution status-change event."""
+def build_record(
+    request: dict[str, Any], source_bucket: str | None, now: datetime, settings: ImagingSettings | None = None
+) -> dict[str, Any]:
+    """The item for a state-machine request or an execution status-change event.
+
+    ``settings`` are this deployment's imaging settings: a rejection is stamped with their
+    fingerprint (limits included); a success keeps the one validate reported, the settings
+    its thumbnails were actually made with.
+    """
+    settings = settings or ImagingSettings()
     if request.get("detail-type") == STATUS_CHANGE:
         return _failed_record(request["detail"], source_bucket, now)
     status = request.get("status")
@@ -83,6 +102,7 @@ def build_record(request: dict[str, Any], source_bucket: str | None, now: dateti
     if "size" in image:
         item["size"] = image["size"]
     if status == "SUCCEEDED":
+        item["fingerprint"] = image.get("fingerprint") or settings.fingerprint()
         item["thumbnails"] = sorted(
             ({k: v for k, v in t.items() if k != "staged_key"} for t in request.get("thumbnails") or []),
             key=lambda t: t["size"],
@@ -92,6 +112,8 @@ def build_record(request: dict[str, Any], source_bucket: str | None, now: dateti
     else:
         item["thumbnails"] = []
         item["error"] = state_error(request.get("error") or {})
+        if status == "REJECTED":
+            item["fingerprint"] = settings.fingerprint(limits=True)
     if status == "FAILED":
         item["execution_status"] = "FAILED"
     return item
@@ -126,6 +148,8 @@ def _base_item(
     }
     if isinstance(replay_of := execution_input.get("replay_of"), str):
         item["replay_of"] = replay_of
+    if isinstance(backfill := execution_input.get("backfill"), str):
+        item["backfill"] = backfill
     return item
 
 
@@ -148,13 +172,16 @@ def write_record(table: Any, item: dict[str, Any]) -> dict[str, Any] | None:
     """Put ``item`` unless a newer event (or a finished run of the same event) is recorded already.
 
     Returns the item it replaced ({} if none), or None when the write was refused as stale.
+    At an equal sequencer (a retry, a replay, a backfill of the same upload) the etag must
+    match too: a backfill carries the sequencer of the record it remakes, and must not replace
+    a record that a newer upload wrote meanwhile.
     """
     condition = "attribute_not_exists(source_id) OR sequencer_order < :seq"
-    values: dict[str, Any] = {":seq": item["sequencer_order"]}
+    values: dict[str, Any] = {":seq": item["sequencer_order"], ":etag": item["etag"]}
     if item["status"] in FINISHED_STATUSES:
-        condition += " OR sequencer_order = :seq"
+        condition += " OR (sequencer_order = :seq AND etag = :etag)"
     else:  # a failure never hides the outcome of a run that finished the same upload
-        condition += " OR (sequencer_order = :seq AND #status = :failed)"
+        condition += " OR (sequencer_order = :seq AND etag = :etag AND #status = :failed)"
         values[":failed"] = "FAILED"
     try:
         with aws_call("PutItem"):
@@ -207,6 +234,19 @@ def publish_thumbnails(s3: Any, bucket: str, thumbnails: list[dict[str, Any]], s
     return published
 
 
+def previous_thumbnails(table: Any, source: str) -> tuple[str, list[dict[str, Any]]]:
+    """The sequencer order and the thumbnails of the record there now ("" and [] when none)."""
+    with aws_call("GetItem"):
+        item = table.get_item(
+            Key={"source_id": source},
+            ConsistentRead=True,
+            ProjectionExpression="sequencer_order, thumbnails",
+        ).get("Item")
+    if not item:
+        return "", []
+    return str(item.get("sequencer_order", "")), list(item.get("thumbnails") or [])
+
+
 def delete_thumbnails(s3: Any, bucket: str, replaced: dict[str, Any], deleted_sequencer: str) -> int:
     """Remove the thumbnails the replaced record listed that belong to an upload older than the deletion."""
     removed = 0
@@ -231,26 +271,42 @@ def _without_none(value: Any) -> Any:
 
 
 def record(
-    request: dict[str, Any], table: Any, source_bucket: str | None, s3: Any = None, thumbnail_bucket: str | None = None
+    request: dict[str, Any],
+    table: Any,
+    source_bucket: str | None,
+    s3: Any = None,
+    thumbnail_bucket: str | None = None,
+    settings: ImagingSettings | None = None,
 ) -> dict[str, Any]:
-    item = build_record(request, source_bucket, datetime.now(UTC))
-    published = None
+    item = build_record(request, source_bucket, datetime.now(UTC), settings)
+    published = removed = None
     if item["status"] == "SUCCEEDED" and request.get("thumbnails"):
         if s3 is None or thumbnail_bucket is None:
             raise InvalidEvent("a SUCCEEDED record needs the thumbnails bucket to publish the thumbnails to")
+        # Read before anything changes, so a retry after a partial run still knows the old set.
+        previous_order, previous = previous_thumbnails(table, item["source_id"])
         # Before the record: a SUCCEEDED record never names a thumbnail that is not in place.
         published = publish_thumbnails(s3, thumbnail_bucket, request["thumbnails"], item["sequencer"])
+        if previous and previous_order <= item["sequencer_order"]:
+            kept = {t["key"] for t in item["thumbnails"]}
+            dropped = {"thumbnails": [t for t in previous if t.get("key") not in kept]}
+            removed = delete_thumbnails(s3, thumbnail_bucket, dropped, item["sequencer"])
     replaced = write_record(table, item)
     result = {"source_id": item["source_id"], "status": item["status"], "written": replaced is not None}
     if item["status"] == "REJECTED":
         result["reason"] = item["error"]["code"]
     if published is not None:
         result["thumbnails_published"] = published
+    if removed:
+        result["thumbnails_removed"] = removed
     if item["status"] == "DELETED" and replaced:
         if s3 is None or thumbnail_bucket is None:
             raise InvalidEvent("a DELETED record needs the thumbnails bucket to remove the thumbnails from")
         result["thumbnails_removed"] = delete_thumbnails(s3, thumbnail_bucket, replaced, item["sequencer"])
     return result
+
+
+SETTINGS = ImagingSettings.from_env()
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -266,6 +322,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             os.environ.get("SOURCE_BUCKET"),
             aws_client("s3"),
             os.environ.get("THUMBNAIL_BUCKET"),
+            SETTINGS,
         )
     logger.append_keys(object_key=result["source_id"])
     if result["written"]:

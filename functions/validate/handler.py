@@ -75,6 +75,7 @@ def validate(
         "size": size,
         **facts.to_dict(),
         "output_format": output_format,
+        "fingerprint": settings.fingerprint(),
         "work_key": work_key,
         "targets": targets,
     }
