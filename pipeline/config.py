@@ -59,6 +59,49 @@ class AlarmSettings:
                 raise ConfigError(f"alarms.{name}: {value!r} is not a whole number of at least 1")
 
 
+MAX_BATCH_SIZE = 100  # a planned image is an S3 event of about 900 bytes; 100 of them stay far below 256 KiB
+INLINE_MAP_CEILING = 40  # an inline Map runs at most 40 iterations at once
+
+
+@dataclass(frozen=True)
+class BackfillSettings:
+    """How hard the Backfill pushes; docs/backfill.md sizes these against the account's limits.
+
+    At most ``max_concurrency`` batches run at once, and each runs up to 40 of its stale
+    images at once (an inline Map's ceiling), so ``max_concurrency * min(batch_size, 40)``
+    pipeline executions are in flight at most. Larger batches mean fewer child executions,
+    which is most of what a backfill that finds nothing stale costs; a batch's plan (its
+    pipeline inputs) must stay under Step Functions' 256 KiB payload, hence at most 100.
+    """
+
+    max_concurrency: int = 10
+    batch_size: int = 50
+    tolerated_failure_percentage: int = 5
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.max_concurrency, int) or not 1 <= self.max_concurrency <= 10000:
+            raise ConfigError(
+                f"backfill.max_concurrency: {self.max_concurrency!r} is not from 1 to 10000 "
+                "(Distributed Map's ceiling of child executions)"
+            )
+        if not isinstance(self.batch_size, int) or not 1 <= self.batch_size <= MAX_BATCH_SIZE:
+            raise ConfigError(
+                f"backfill.batch_size: {self.batch_size!r} is not from 1 to {MAX_BATCH_SIZE} "
+                "(a batch's plan must fit Step Functions' 256 KiB payload)"
+            )
+
+    @property
+    def images_at_once(self) -> int:
+        """How many of a batch's images run at once: all of them, up to an inline Map's 40."""
+        return min(self.batch_size, INLINE_MAP_CEILING)
+        if not isinstance(self.tolerated_failure_percentage, (int, float)) or not (
+            0 <= self.tolerated_failure_percentage <= 100
+        ):
+            raise ConfigError(
+                f"backfill.tolerated_failure_percentage: {self.tolerated_failure_percentage!r} is not from 0 to 100"
+            )
+
+
 @dataclass(frozen=True)
 class PipelineConfig:
     imaging: ImagingSettings = field(default_factory=ImagingSettings)
@@ -70,9 +113,11 @@ class PipelineConfig:
     log_retention_days: int = 30
     workflow_type: str = "STANDARD"
     alarms: AlarmSettings = field(default_factory=AlarmSettings)
+    backfill: BackfillSettings = field(default_factory=BackfillSettings)
     validate: FunctionSizing = field(default_factory=lambda: FunctionSizing(1536, 60))
     resize: FunctionSizing = field(default_factory=lambda: FunctionSizing(512, 30))
     record: FunctionSizing = field(default_factory=lambda: FunctionSizing(256, 15))
+    plan: FunctionSizing = field(default_factory=lambda: FunctionSizing(256, 60))
 
     def __post_init__(self) -> None:
         if not isinstance(self.map_max_concurrency, int) or not 0 <= self.map_max_concurrency <= 40:
@@ -115,7 +160,9 @@ class PipelineConfig:
                 values["imaging"] = ImagingSettings.from_mapping(_object(values["imaging"], "imaging"))
             if "alarms" in values:
                 values["alarms"] = AlarmSettings(**_object(values["alarms"], "alarms"))
-            for name in ("validate", "resize", "record"):
+            if "backfill" in values:
+                values["backfill"] = BackfillSettings(**_object(values["backfill"], "backfill"))
+            for name in ("validate", "resize", "record", "plan"):
                 if name in values:
                     default = getattr(cls(), name)
                     merged = {"memory_mb": default.memory_mb, "timeout_seconds": default.timeout_seconds}

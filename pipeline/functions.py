@@ -1,6 +1,12 @@
-"""The three Lambda functions, each a thin handler over the shared imaging core."""
+"""The Lambda functions, each a thin handler over the shared imaging core.
+
+validate, resize and record are the pipeline's stages; plan is the Backfill's (which listed
+objects are stale). All four get the one configuration, so they agree on the fingerprint.
+"""
 
 from __future__ import annotations
+
+import json
 
 from aws_cdk import Duration
 from aws_cdk import aws_lambda as lambda_
@@ -15,7 +21,7 @@ METRICS_NAMESPACE = "ThumbnailPipeline"
 
 
 class Functions(Construct):
-    """validate, resize and record; their environment carries the one configuration as JSON."""
+    """validate, resize, record and plan; their environment carries the one configuration as JSON."""
 
     def __init__(
         self,
@@ -32,7 +38,7 @@ class Functions(Construct):
         # SIMD paths; every dependency ships manylinux aarch64 wheels.
         architecture = lambda_.Architecture.ARM_64 if config.architecture == "arm64" else lambda_.Architecture.X86_64
 
-        def make(name: str, sizing: FunctionSizing) -> lambda_.Function:
+        def make(name: str, sizing: FunctionSizing, extra: dict[str, str] | None = None) -> lambda_.Function:
             log_group = logs.LogGroup(self, f"{name.capitalize()}Logs", retention=log_retention)
             return lambda_.Function(
                 self,
@@ -53,9 +59,16 @@ class Functions(Construct):
                     "POWERTOOLS_SERVICE_NAME": f"thumbnails-{name}",
                     "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
                     "THUMBNAIL_SETTINGS": config.imaging.to_json(),
+                    **(extra or {}),
                 },
             )
 
         self.validate = make("validate", config.validate)
         self.resize = make("resize", config.resize)
         self.record = make("record", config.record)
+        # The upload rule's key filter, so a backfill leaves alone what an upload would not start.
+        self.plan = make(
+            "plan",
+            config.plan,
+            {"KEY_PREFIX": config.key_prefix, "KEY_SUFFIXES": json.dumps(list(config.key_suffixes))},
+        )

@@ -19,6 +19,7 @@ from aws_cdk import custom_resources as cr
 from awsio import FAILED_STATUSES, INTERMEDIATE_PREFIX, OBJECT_CREATED, OBJECT_DELETED, STAGED_PREFIX, STATUS_CHANGE
 from constructs import Construct
 
+from .backfill import Backfill
 from .config import LOG_RETENTION_NAMES, PipelineConfig
 from .functions import METRICS_NAMESPACE, Functions
 from .network import Network
@@ -85,6 +86,18 @@ class ThumbnailStack(Stack):
             ),
         )
 
+        backfill_logs = logs.LogGroup(self, "BackfillLogs", retention=retention)
+        self.backfill = Backfill(
+            self,
+            "Backfill",
+            settings=config.backfill,
+            uploads=storage.source,
+            thumbnails=storage.thumbnails,
+            pipeline=self.state_machine,
+            plan=functions.plan,
+            logs=sfn.LogOptions(destination=backfill_logs, level=sfn.LogLevel.ERROR, include_execution_data=True),
+        )
+
         self.dead_letters = sqs.Queue(
             self,
             "DeadLetters",
@@ -141,6 +154,8 @@ class ThumbnailStack(Stack):
             ("ThumbnailBucketName", storage.thumbnails.bucket_name, "Thumbnails land here"),
             ("RecordsTableName", storage.table.table_name, "One record per uploaded object"),
             ("StateMachineArn", self.state_machine.state_machine_arn, "The pipeline"),
+            ("BackfillStateMachineArn", self.backfill.state_machine.state_machine_arn,
+             "thumbs backfill starts it: thumbnails for objects already in the bucket"),
             ("WorkflowType", config.workflow_type, "STANDARD (redrivable) or EXPRESS"),
             ("PipelineLogGroupName", pipeline_logs.log_group_name, "The state machine's logs (EXPRESS: its history)"),
             ("RecordFunctionName", functions.record.function_name, "thumbs drain-dlq re-sends failure notices here"),
@@ -156,6 +171,7 @@ class ThumbnailStack(Stack):
         ):  # fmt: skip
             CfnOutput(self, name, value=value, description=description)
         self._acknowledge_nag_findings(storage, network, functions)
+        self._acknowledge_backfill_findings(storage, functions)
 
     def _grant_least_privilege(self, storage: Storage, functions: Functions) -> None:
         """Exact actions on exact resources; no wildcard actions anywhere."""
@@ -172,8 +188,12 @@ class ThumbnailStack(Stack):
         intermediates = storage.thumbnails.arn_for_objects(f"{INTERMEDIATE_PREFIX}*")
         functions.validate.add_to_role_policy(iam.PolicyStatement(actions=["s3:PutObject"], resources=[intermediates]))
         functions.resize.add_to_role_policy(iam.PolicyStatement(actions=["s3:GetObject"], resources=[intermediates]))
+        # GetItem: the previous record's thumbnails, to remove the sizes a new run no longer makes.
         functions.record.add_to_role_policy(
-            iam.PolicyStatement(actions=["dynamodb:PutItem"], resources=[storage.table.table_arn])
+            iam.PolicyStatement(actions=["dynamodb:GetItem", "dynamodb:PutItem"], resources=[storage.table.table_arn])
+        )
+        functions.plan.add_to_role_policy(
+            iam.PolicyStatement(actions=["dynamodb:BatchGetItem"], resources=[storage.table.table_arn])
         )
         # Publishing copies staged thumbnails into place; a deletion removes the recorded ones.
         # Both HEAD first (s3:GetObject), so only an older upload's thumbnail is replaced or removed.
@@ -190,7 +210,7 @@ class ThumbnailStack(Stack):
             Acknowledgment(id=rule, reason=reason)
         )
         ack(storage.access_logs, "AwsSolutions-S1", "This is the access-log bucket; logging it into itself would loop.")
-        for fn in (functions.validate, functions.resize, functions.record):
+        for fn in (functions.validate, functions.resize, functions.record, functions.plan):
             ack(
                 fn.role,
                 "AwsSolutions-IAM5[Resource::*]",
@@ -262,3 +282,34 @@ class ThumbnailStack(Stack):
                 "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",
                 "CDK's custom-resource provider (prefix-list lookups at deploy time) only writes its own logs.",
             )
+
+    def _acknowledge_backfill_findings(self, storage: Storage, functions: Functions) -> None:
+        """The Backfill's own findings, each with the reason."""
+        ack = lambda construct, rule, reason: Validations.of(construct).acknowledge(  # noqa: E731
+            Acknowledgment(id=rule, reason=reason)
+        )
+        machine = self.backfill.state_machine
+        thumbnails_arn = self.get_logical_id(storage.thumbnails.node.default_child)
+        plan_arn = self.get_logical_id(functions.plan.node.default_child)
+        executions_of = lambda m, tail: (  # noqa: E731
+            "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:"
+            f'{{"Fn::Select":[6,{{"Fn::Split":[":",{{"Ref":"{self.get_logical_id(m.node.default_child)}"}}]}}]}}{tail}]'
+        )
+        for rule, reason in (
+            (f"AwsSolutions-IAM5[Resource::<{thumbnails_arn}.Arn>/_work/backfill/*]",
+             "The ResultWriter names its files by the Map Run's id; the prefix is exact."),
+            (f"AwsSolutions-IAM5[Resource::<{plan_arn}.Arn>:*]",
+             "CDK's grant to invoke the function's versions and aliases; the function itself is exact."),
+            (executions_of(self.state_machine, "*"),
+             "StartExecution.sync:2 describes and stops the pipeline executions it started; their names are random."),
+            ("AwsSolutions-IAM5[Resource::*]", "X-Ray tracing and CloudWatch Logs delivery APIs take no resource ARN."),
+            (executions_of(machine, ":*"),
+             "A Distributed Map describes and stops its own child executions, named by the Map Run."),
+            (executions_of(machine, "/Backfill:*"),
+             "A Distributed Map redrives its own Map Run's child executions (label Backfill)."),
+            ("AwsSolutions-SF1",
+             "ERROR-level logs with execution data, as for the pipeline: a Standard workflow keeps its history."),
+        ):  # fmt: skip
+            ack(machine if rule == "AwsSolutions-SF1" else machine.role, rule, reason)
+            if "Backfill" in rule:  # CDK puts the Distributed Map's grants on itself in a policy of their own
+                ack(machine.node.find_child("DistributedMapPolicy"), rule, reason)

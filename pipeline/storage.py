@@ -5,7 +5,7 @@ from __future__ import annotations
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_s3 as s3
-from awsio import INTERMEDIATE_PREFIX, STAGED_DAYS, STAGED_PREFIX
+from awsio import BACKFILL_RESULTS_DAYS, BACKFILL_RESULTS_PREFIX, INTERMEDIATE_PREFIX, STAGED_DAYS, STAGED_PREFIX
 from constructs import Construct
 
 
@@ -42,10 +42,16 @@ class Storage(Construct):
             server_access_logs_bucket=self.access_logs,
             server_access_logs_prefix="thumbnails/",
             # Validate's intermediates (the upload decoded once) only live for one pipeline run;
-            # staged thumbnails outlive the 14-day redrive window (Record publishes them from there).
+            # staged thumbnails outlive the 14-day redrive window (Record publishes them from there);
+            # a backfill's result files are its report, kept for a month.
             lifecycle_rules=[
                 s3.LifecycleRule(id="expire-intermediates", prefix=INTERMEDIATE_PREFIX, expiration=Duration.days(1)),
                 s3.LifecycleRule(id="expire-staged", prefix=STAGED_PREFIX, expiration=Duration.days(STAGED_DAYS)),
+                s3.LifecycleRule(
+                    id="expire-backfill-results",
+                    prefix=BACKFILL_RESULTS_PREFIX,
+                    expiration=Duration.days(BACKFILL_RESULTS_DAYS),
+                ),
             ],
         )
         self.table = dynamodb.Table(

@@ -40,9 +40,10 @@ TRANSIENT_ERRORS = (*LAMBDA_SERVICE_ERRORS, TransientError.__name__)
 RUNTIME_ERRORS = ("Sandbox.Timedout", "States.Timeout", "Runtime.OutOfMemory")
 
 
-def _invoke(
+def invoke(
     scope: Construct, name: str, function: lambda_.IFunction, payload: dict[str, object], **kwargs: object
 ) -> tasks.LambdaInvoke:
+    """A Lambda task with the pipeline's retry policy (see the module docstring); the Backfill's Plan uses it too."""
     task = tasks.LambdaInvoke(
         scope,
         name,
@@ -87,14 +88,14 @@ def build_definition(
     execution = sfn.JsonPath.execution_id
     original_event = sfn.JsonPath.object_at("$$.Execution.Input")
 
-    validate_task = _invoke(
+    validate_task = invoke(
         scope,
         "Validate",
         validate,
         {"event": sfn.JsonPath.object_at("$"), "execution_arn": execution},
         result_path="$.image",
     )
-    resize_task = _invoke(
+    resize_task = invoke(
         scope,
         "Resize",
         resize,
@@ -130,7 +131,7 @@ def build_definition(
         result_path="$.thumbnails",
     ).item_processor(resize_task)
 
-    record_task = _invoke(
+    record_task = invoke(
         scope,
         "Record",
         record,
@@ -143,7 +144,7 @@ def build_definition(
         },
         result_path=sfn.JsonPath.DISCARD,
     )
-    record_rejected_task = _invoke(
+    record_rejected_task = invoke(
         scope,
         "RecordRejected",
         record,
@@ -161,7 +162,7 @@ def build_definition(
 
     validate_task.add_catch(record_rejected, errors=list(CAUGHT_REJECTIONS), result_path="$.error")
     thumbnails.add_catch(record_rejected, errors=list(CAUGHT_REJECTIONS), result_path="$.error")
-    forget = _invoke(
+    forget = invoke(
         scope,
         "Forget",
         record,
@@ -169,7 +170,7 @@ def build_definition(
         result_path=sfn.JsonPath.DISCARD,
     )
     if catch_all:
-        record_failed = _invoke(
+        record_failed = invoke(
             scope,
             "RecordFailed",
             record,

@@ -22,7 +22,7 @@ def pins(path: Path) -> dict[str, str]:
     return found
 
 
-@pytest.mark.parametrize("function", ["validate", "resize", "record"])
+@pytest.mark.parametrize("function", ["validate", "resize", "record", "plan"])
 def test_bundle_pins_match_the_tested_constraints(function):
     constraints = pins(ROOT / "constraints.txt")
     for name, version in pins(FUNCTIONS_DIR / function / "requirements.txt").items():
@@ -57,5 +57,5 @@ def test_a_full_synth_bundles_every_function_without_docker(tmp_path):
     assembly = app.synth()
     assets = [p for p in tmp_path.glob("asset.*") if p.is_dir()]
     handlers = sorted(h.parent.name for a in assets for h in a.glob("*/handler.py"))
-    assert handlers == ["record", "resize", "validate"]
+    assert handlers == ["plan", "record", "resize", "validate"]
     assert assembly.get_stack_by_name("ThumbnailPipeline").template["Resources"]

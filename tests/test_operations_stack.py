@@ -109,8 +109,8 @@ def express_template() -> dict[str, Any]:
 
 
 def test_express_logs_every_state_with_its_data(express_template):
-    (machine,) = resources_of_type(express_template, "AWS::StepFunctions::StateMachine").values()
-    props = machine["Properties"]
+    pipeline = express_template["Outputs"]["StateMachineArn"]["Value"]["Ref"]
+    props = express_template["Resources"][pipeline]["Properties"]
     assert props["StateMachineType"] == "EXPRESS"
     assert props["LoggingConfiguration"]["Level"] == "ALL"
     assert props["LoggingConfiguration"]["IncludeExecutionData"] is True

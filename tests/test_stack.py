@@ -19,6 +19,11 @@ def only(template: dict[str, Any], resource_type: str) -> dict[str, Any]:
     return resource["Properties"]
 
 
+def machine_by_output(template: dict[str, Any], output: str) -> dict[str, Any]:
+    """The state machine an output names (StateMachineArn: the pipeline; BackfillStateMachineArn)."""
+    return template["Resources"][template["Outputs"][output]["Value"]["Ref"]]["Properties"]
+
+
 PREFIX_LIST_PROVIDER = "AWS679f53fac002430cb0da5b7982bd2287"  # CDK's AwsCustomResource singleton
 
 
@@ -88,10 +93,12 @@ def test_each_task_calls_its_own_function_with_the_execution_for_correlation(tem
 
 
 def test_state_machine_is_standard_traced_and_logged(template):
-    machine = only(template, "AWS::StepFunctions::StateMachine")
-    assert machine["StateMachineType"] == "STANDARD"
-    assert machine["TracingConfiguration"] == {"Enabled": True}
-    assert machine["LoggingConfiguration"]["IncludeExecutionData"] is True
+    assert len(resources_of_type(template, "AWS::StepFunctions::StateMachine")) == 2  # the pipeline and Backfill
+    for output in ("StateMachineArn", "BackfillStateMachineArn"):
+        machine = machine_by_output(template, output)
+        assert machine.get("StateMachineType", "STANDARD") == "STANDARD"
+        assert machine["TracingConfiguration"] == {"Enabled": True}
+        assert machine["LoggingConfiguration"]["IncludeExecutionData"] is True
     log_groups = resources_of_type(template, "AWS::Logs::LogGroup")
     assert log_groups and all(g["Properties"].get("RetentionInDays") == 30 for g in log_groups.values())
 
@@ -173,7 +180,7 @@ def test_s3_and_dynamodb_gateway_endpoints(template):
 
 def test_every_function_runs_in_the_isolated_subnets(template):
     functions = lambda_functions(template)
-    assert len(functions) == 3
+    assert len(functions) == 4  # validate, resize, record and the Backfill's plan
     # The only other function is the provider that looks up prefix lists at deploy time
     # (no S3-notification custom resource: EventBridge is switched on by a property).
     others = set(resources_of_type(template, "AWS::Lambda::Function")) - set(functions)
@@ -281,11 +288,13 @@ def test_least_privilege_per_function(template):
         ("s3:PutObject", "thumbnails/_work/staged/*"),  # it only stages; it cannot touch a published thumbnail
     }
     assert grants("Record") == {
+        ("dynamodb:GetItem", "table"),  # the previous record's thumbnails: sizes no longer made are removed
         ("dynamodb:PutItem", "table"),
         ("s3:GetObject", "thumbnails/*"),  # HEAD before publishing or removing a thumbnail; copy source
         ("s3:PutObject", "thumbnails/*"),  # publishing copies staged thumbnails into place
         ("s3:DeleteObject", "thumbnails/*"),
     }
+    assert grants("Plan") == {("dynamodb:BatchGetItem", "table")}  # it only reads records; the Backfill acts
 
 
 def test_work_in_progress_expires_staged_thumbnails_outlive_the_redrive_window(template):
@@ -294,7 +303,8 @@ def test_work_in_progress_expires_staged_thumbnails_outlive_the_redrive_window(t
         if name.startswith("StorageThumbnails")
     ]  # fmt: skip
     rules = {r["Prefix"]: r["ExpirationInDays"] for r in bucket["LifecycleConfiguration"]["Rules"]}
-    assert rules == {"_work/intermediate/": 1, "_work/staged/": 15}  # redrive reaches back 14 days
+    # redrive reaches back 14 days; a backfill's result files are its report for a month
+    assert rules == {"_work/intermediate/": 1, "_work/staged/": 15, "_work/backfill/": 30}
 
 
 def _where(resource) -> str:
