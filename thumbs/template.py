@@ -68,16 +68,29 @@ def resources_of_type(template: dict[str, Any], resource_type: str) -> dict[str,
     return {name: res for name, res in template["Resources"].items() if res["Type"] == resource_type}
 
 
-def state_machine_definition(template: dict[str, Any], resolve: Callable[[Intrinsic], str]) -> dict[str, Any]:
-    """The one state machine's ASL, with each CloudFormation intrinsic in it replaced by ``resolve``.
+def state_machine_definition(
+    template: dict[str, Any], resolve: Callable[[Intrinsic], str], output: str = "StateMachineArn"
+) -> dict[str, Any]:
+    """The ASL of the state machine the stack outputs as ``output`` (the pipeline by default).
 
-    CDK writes the definition as ``Fn::Join`` of literal JSON fragments and ``Fn::GetAtt``
-    references (the Lambda ARNs); ``resolve`` turns each reference into the string to use.
+    The stack has two state machines, the pipeline and the Backfill; each output names one
+    by ``Ref``, so the caller says which it means by the output it would read on AWS.
     """
-    machines = resources_of_type(template, "AWS::StepFunctions::StateMachine")
-    if len(machines) != 1:
-        raise ValueError(f"expected one state machine in the template, found {len(machines)}")
-    (machine,) = machines.values()
+    reference = template["Outputs"][output]["Value"]
+    if not isinstance(reference, dict) or set(reference) != {"Ref"}:
+        raise ValueError(f"output {output} is not a Ref to a state machine: {reference}")
+    return definition_of(template, str(reference["Ref"]), resolve)
+
+
+def definition_of(template: dict[str, Any], logical: str, resolve: Callable[[Intrinsic], str]) -> dict[str, Any]:
+    """One state machine's ASL, with each CloudFormation intrinsic in it replaced by ``resolve``.
+
+    CDK writes the definition as ``Fn::Join`` of literal JSON fragments and references (the
+    Lambda ARNs, the buckets, the pipeline's ARN); ``resolve`` turns each into the string to use.
+    """
+    machine = template["Resources"][logical]
+    if machine["Type"] != "AWS::StepFunctions::StateMachine":
+        raise ValueError(f"{logical} is a {machine['Type']}, not a state machine")
     definition = machine["Properties"]["DefinitionString"]
     if isinstance(definition, str):
         return json.loads(definition)

@@ -41,6 +41,24 @@ does, or does slowly, is supplied here:
 14. The same for a table's items (``Table.items``, hash-key tables): an UpdateItem edits the
     item it read, so items a request touched are written back when it ends.
 
+15. moto's Distributed Map runs its items, but its grammar has no ``ItemBatcher`` and reads
+    no whole-number ``ToleratedFailurePercentage`` (CDK writes ``5``), it never applies the
+    tolerated failures, its ListObjectsV2 reader reads one page and fails on an empty one,
+    and its ResultWriter writes an empty manifest. Here: those fields are taken out of the
+    definition before moto parses it and kept on the Map's component (7 parses); the Map
+    Run batches its items, counts items and child executions as AWS does, fails with
+    ``States.ExceedToleratedFailureThreshold`` past the tolerance; the reader lists every
+    page, each item shaped as AWS sends it; the ResultWriter writes the manifest and the
+    ``SUCCEEDED_n.json``/``FAILED_n.json`` files with each child's input, output or error.
+16. moto's port dropped the request and response shaping of service integrations, so a
+    ``states:startExecution`` task sends ``Input`` where boto3 wants ``input`` and reads
+    ``ExecutionArn`` from a response that has ``executionArn``: every StartExecution task,
+    ``.sync:2`` included, fails. Both are shaped here from the Step Functions API model,
+    as AWS shapes them (parameters in, PascalCase fields out), and an unnamed execution
+    gets a UUID as on AWS (moto names every one "None"). A ``.sync`` task waits for the
+    child's end (4 signals it) instead of describing it every half second: a backfill's
+    hundreds of waiting tasks would otherwise keep the server busy answering them.
+
 moto is pinned (``MOTO_VERSION``); ``tests/test_moto_internals.py`` fails loudly on an
 upgrade that moves any of these seams.
 """
@@ -51,6 +69,7 @@ import datetime
 import itertools
 import json
 import threading
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -73,6 +92,8 @@ MAX_REDRIVES = 1000
 REDRIVABLE_STATUSES = ("FAILED", "TIMED_OUT", "ABORTED")
 
 _installed: dict[str, Any] = {}
+_awaited_ends: dict[str, threading.Event] = {}  # execution ARN -> set when it ends (16 waits, 4 sets)
+SYNC_WAIT_SECONDS = 5.0  # a .sync task re-checks at least this often, whatever it is told
 _sequence = itertools.count(1)
 _sequence_lock = threading.Lock()
 
@@ -132,6 +153,8 @@ def install(
     _patch_redrive()
     _patch_map_iterations()
     _patch_stored_executions()
+    _patch_distributed_map()
+    _patch_start_execution_task()
     _installed["patched"] = True
 
 
@@ -240,6 +263,8 @@ def _patch_execution_end() -> None:
         original(self)
         execution = self.execution
         _redrive_plans.pop(execution.exec_arn, None)
+        if (awaited := _awaited_ends.get(execution.exec_arn)) is not None:
+            awaited.set()  # a .sync task waiting on this execution (16) resumes now
         status = execution.exec_status.value if execution.exec_status else "FAILED"
         detail = {
             "executionArn": execution.exec_arn,
@@ -296,12 +321,16 @@ def _patch_definition_parsing() -> None:
     def parse(definition: str) -> tuple[Any, Any]:
         # The tree is ANTLR's read-only parse result; components (which hold evaluation
         # state) are built fresh from it for every execution, as the original does.
-        tree = trees.get(definition)
-        if tree is None:
-            program, tree = original(definition)  # raises on a bad definition: nothing cached
-            trees[definition] = tree
-            return program, tree
-        return Preprocessor().visit(tree), tree
+        cached = trees.get(definition)
+        if cached is None:
+            parsable, extras = split_map_extras(definition)  # 15: what moto's grammar cannot read
+            program, tree = original(parsable)  # raises on a bad definition: nothing cached
+            trees[definition] = (tree, extras)
+        else:
+            tree, extras = cached
+            program = Preprocessor().visit(tree)
+        _attach_map_extras(program.states, extras)
+        return program, tree
 
     asl_parser.AmazonStateLanguageParser.parse = staticmethod(parse)
 
@@ -1247,3 +1276,360 @@ def _moto_s3_subresources(source: str, re: Any) -> set[str]:
 
 if __name__ == "__main__":
     print(operations_page(), end="")
+
+
+# 15. Distributed Map as AWS runs it: batches, tolerated failures, every page, real result files ----
+# Fields of a Map state that moto's grammar refuses (or misreads); kept per state, applied below.
+_MAP_EXTRAS = ("ItemBatcher", "ToleratedFailurePercentage", "ToleratedFailureCount")
+_BATCHER_FIELDS = {"MaxItemsPerBatch", "MaxInputBytesPerBatch", "BatchInput"}
+MAX_BATCH_BYTES = 256 * 1024  # AWS: a batch is at most 256 KiB
+RESULTS_PER_FILE = 5000  # result entries per SUCCEEDED_n.json / FAILED_n.json file
+
+
+def split_map_extras(definition: str) -> tuple[str, dict[str, dict[str, Any]]]:
+    """The definition without what moto cannot parse, and those fields per Map state name.
+
+    Refuses, with AWS's kind of message, what this seam does not carry out, rather than
+    running a definition differently from AWS.
+    """
+    try:
+        document = json.loads(definition)
+    except ValueError:
+        return definition, {}  # moto's parser reports the error
+    extras: dict[str, dict[str, Any]] = {}
+
+    def visit(states: Any) -> None:
+        for name, state in (states or {}).items():
+            if not isinstance(state, dict):
+                continue
+            if state.get("Type") == "Map":
+                taken = {field: state.pop(field) for field in _MAP_EXTRAS if field in state}
+                batcher = taken.get("ItemBatcher")
+                if batcher is not None:
+                    unknown = set(batcher) - _BATCHER_FIELDS
+                    if unknown or not isinstance(batcher.get("MaxItemsPerBatch", 1), int):
+                        raise ValueError(f"ItemBatcher of {name}: the local stack supports {sorted(_BATCHER_FIELDS)}")
+                    if "ItemSelector" in state or "Parameters" in state:
+                        raise ValueError(f"{name}: ItemSelector with ItemBatcher is not supported by the local stack")
+                if taken:
+                    if "ResultWriter" in state:  # read, not removed: a failed Map Run writes its results too
+                        taken["ResultWriter"] = state["ResultWriter"]
+                    extras[name] = taken
+                processor = state.get("ItemProcessor") or state.get("Iterator") or {}
+                visit(processor.get("States"))
+            for branch in state.get("Branches") or []:
+                visit(branch.get("States"))
+
+    visit(document.get("States"))
+    return (json.dumps(document), extras) if extras else (definition, {})
+
+
+def _attach_map_extras(states: Any, extras: dict[str, dict[str, Any]]) -> None:
+    """Put each Map's extras on its iteration component, where the Map Run (below) reads them."""
+    from moto.stepfunctions.parser.asl.component.state.exec.state_map.state_map import StateMap
+
+    if not extras:
+        return
+    for name, state in states.states.items():
+        if isinstance(state, StateMap):
+            state.iteration_component._thumbs_extras = extras.get(name, {})
+            _attach_map_extras(state.iteration_component._states, extras)
+
+
+def batches(items: list[Any], batcher: dict[str, Any], batch_input: Any) -> list[dict[str, Any]]:
+    """``{"Items": [...], "BatchInput": ...}`` per child execution, as AWS's ItemBatcher cuts them."""
+    most = int(batcher.get("MaxItemsPerBatch") or len(items) or 1)
+    most_bytes = min(int(batcher.get("MaxInputBytesPerBatch") or MAX_BATCH_BYTES), MAX_BATCH_BYTES)
+    out: list[dict[str, Any]] = []
+    current: list[Any] = []
+    size = 0
+    for item in items:
+        item_bytes = len(json.dumps(item, separators=(",", ":")).encode())
+        if current and (len(current) >= most or size + item_bytes > most_bytes):
+            out.append(current)
+            current, size = [], 0
+        current.append(item)
+        size += item_bytes
+    if current:
+        out.append(current)
+    return [{"Items": chunk, **({"BatchInput": batch_input} if batch_input is not None else {})} for chunk in out]
+
+
+def _evaluate_paths(value: Any, state_input: Any, context: Any) -> Any:
+    """A payload template (``"key.$": "$.path"``) evaluated as Step Functions does, without intrinsics."""
+    from moto.stepfunctions.parser.asl.utils.json_path import extract_json
+
+    if isinstance(value, dict):
+        out = {}
+        for key, item in value.items():
+            if key.endswith(".$") and isinstance(item, str):
+                source, path = (context, item[1:]) if item.startswith("$$") else (state_input, item)
+                out[key[:-2]] = extract_json(path, source)
+            else:
+                out[key] = _evaluate_paths(item, state_input, context)
+        return out
+    if isinstance(value, list):
+        return [_evaluate_paths(v, state_input, context) for v in value]
+    return value
+
+
+def _threshold_exceeded(extras: dict[str, Any], failed: int, total: int) -> bool:
+    """AWS: with neither tolerance set any failure fails the Map Run; else exceeding either does."""
+    percentage, count = extras.get("ToleratedFailurePercentage"), extras.get("ToleratedFailureCount")
+    if failed == 0:
+        return False
+    if percentage is None and count is None:
+        return True
+    return (percentage is not None and failed * 100 > float(percentage) * total) or (
+        count is not None and failed > int(count)
+    )
+
+
+def _results(map_run_record: Any) -> dict[int, dict[str, Any]]:
+    if not hasattr(map_run_record, "_thumbs_results"):
+        map_run_record._thumbs_results = {}
+    return map_run_record._thumbs_results  # type: ignore[no-any-return]
+
+
+def _write_result_files(env: Any, parameters: dict[str, Any], record: Any) -> str:
+    """AWS's result files: ``{Prefix}/{map run id}/SUCCEEDED_n.json``, ``FAILED_n.json`` and the manifest."""
+    from moto.stepfunctions.parser.asl.utils.boto_client import boto_client_for
+
+    s3 = boto_client_for(region=env.aws_execution_details.region, service="s3")
+    prefix = parameters.get("Prefix") or ""
+    folder = (f"{prefix.rstrip('/')}/" if prefix else "") + record.map_run_arn.split(":")[-1]
+    files: dict[str, list[dict[str, Any]]] = {"FAILED": [], "PENDING": [], "SUCCEEDED": []}
+    results = [r for _, r in sorted(_results(record).items())]
+    for status in ("SUCCEEDED", "FAILED"):  # AWS puts FAILED, TIMED_OUT and ABORTED children in FAILED files
+        chosen = [
+            {k: v for k, v in r.items() if k != "items"}
+            for r in results
+            if (r["Status"] == "SUCCEEDED") == (status == "SUCCEEDED")
+        ]
+        for number, start in enumerate(range(0, len(chosen), RESULTS_PER_FILE)):
+            body = json.dumps(chosen[start : start + RESULTS_PER_FILE]).encode()
+            key = f"{folder}/{status}_{number}.json"
+            s3.put_object(Bucket=parameters["Bucket"], Key=key, Body=body)
+            files[status].append({"Key": key, "Size": len(body)})
+    manifest = {"DestinationBucket": parameters["Bucket"], "MapRunArn": record.map_run_arn, "ResultFiles": files}
+    key = f"{folder}/manifest.json"
+    s3.put_object(Bucket=parameters["Bucket"], Key=key, Body=json.dumps(manifest, indent=2).encode())
+    return key
+
+
+def _patch_distributed_map() -> None:
+    from moto.stepfunctions.parser.api import HistoryEventType, TaskFailedEventDetails
+    from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import (
+        FailureEvent,
+        FailureEventException,
+    )
+    from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name import StatesErrorName
+    from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name_type import (
+        StatesErrorNameType,
+    )
+    from moto.stepfunctions.parser.asl.component.state.exec.state_map.item_reader.eval import (
+        resource_eval_s3 as reader_s3,
+    )
+    from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration import (
+        distributed_iteration_component as distributed,
+    )
+    from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration.itemprocessor import (
+        distributed_item_processor_worker as worker_module,
+    )
+    from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration.job import JobPool
+    from moto.stepfunctions.parser.asl.component.state.exec.state_map.result_writer.resource_eval import (
+        resource_eval_s3 as writer_s3,
+    )
+    from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
+
+    def _map_run(self: Any, env: Any, eval_input: Any) -> None:
+        items: list[Any] = env.stack.pop()
+        record = eval_input.map_run_record
+        extras = getattr(self, "_thumbs_extras", {})
+        batcher = extras.get("ItemBatcher")
+        inputs: list[Any] = items
+        if batcher is not None:
+            context = env.states.context_object.context_object_data
+            batch_input = _evaluate_paths(batcher.get("BatchInput"), env.states.get_input(), context)
+            inputs = batches(items, batcher, batch_input)
+        _results(record).clear()
+        pool = JobPool(job_program=self._get_iteration_program(), job_inputs=inputs)
+        pool._thumbs_batched = batcher is not None  # the workers count a batch's items, as AWS does
+        most = record.max_concurrency
+        workers = len(inputs) if most == distributed.DEFAULT_MAX_CONCURRENCY_VALUE else min(most, len(inputs))
+        for _ in range(workers):
+            self._launch_worker(env=env, eval_input=eval_input, job_pool=pool)
+        pool.await_jobs()
+        if (worker_exception := pool.get_worker_exception()) is not None:
+            raise worker_exception
+        outputs = [closed.job_output for closed in pool.get_closed_jobs()]
+        failed = sum(r["items"] for r in _results(record).values() if r["Status"] != "SUCCEEDED")
+        if _threshold_exceeded(extras, failed, len(items)):
+            writer = extras.get("ResultWriter")
+            if writer is not None:  # AWS writes the results of a failed Map Run too
+                context = env.states.context_object.context_object_data
+                parameters = _evaluate_paths(writer.get("Parameters") or {}, env.states.get_input(), context)
+                _write_result_files(env, parameters, record)
+            cause = "The specified tolerated failure threshold was exceeded"
+            raise FailureEventException(
+                failure_event=FailureEvent(
+                    env=env,
+                    error_name=StatesErrorName(typ=StatesErrorNameType.StatesExceedToleratedFailureThreshold),
+                    event_type=HistoryEventType.TaskFailed,
+                    event_details=EventDetails(
+                        taskFailedEventDetails=TaskFailedEventDetails(
+                            error="States.ExceedToleratedFailureThreshold", cause=cause
+                        )
+                    ),
+                )
+            )
+        env.stack.append(outputs)
+
+    def _eval_job(self: Any, env: Any, job: Any) -> None:
+        from moto.stepfunctions.parser.asl.eval.program_state import ProgramError, ProgramStopped
+        from moto.stepfunctions.parser.asl.eval.states import ItemData, MapData
+
+        record = self._map_run_record
+        size = len(job.job_input["Items"]) if getattr(self._job_pool, "_thumbs_batched", False) else 1
+        record.item_counter.total.count(size)
+        record.item_counter.running.count(size)
+        record.execution_counter.total.count()
+        record.execution_counter.running.count()
+        started = _utcnow()
+        status, output, error, cause = "FAILED", None, None, None
+        try:
+            env.states.context_object.context_object_data["Map"] = MapData(
+                Item=ItemData(Index=job.job_index, Value=job.job_input)
+            )
+            env.states.reset(job.job_input)
+            env.stack.append(env.states.get_input())
+            self._eval_input(env_frame=env)
+            job.job_program.eval(env)
+            end = env.program_state()
+            if isinstance(end, ProgramError):
+                error, cause = (end.error or {}).get("error"), (end.error or {}).get("cause")
+            elif isinstance(end, ProgramStopped):
+                status = "ABORTED"
+            else:
+                status, output = "SUCCEEDED", env.states.get_input()
+        except FailureEventException as exc:
+            error, cause = exc.extract_error_cause_pair() or (None, None)
+        except Exception as exc:  # noqa: BLE001 - the child's own failure, counted as moto's worker counts it
+            status = "TIMED_OUT" if type(exc).__name__ == "EvalTimeoutError" else "FAILED"
+            error, cause = type(exc).__name__, str(exc)
+        finally:
+            counter = {"SUCCEEDED": "succeeded", "FAILED": "failed", "ABORTED": "aborted", "TIMED_OUT": "timed_out"}
+            getattr(record.item_counter, counter[status]).count(size)
+            getattr(record.execution_counter, counter[status]).count()
+            record.item_counter.results_written.count(size)
+            record.execution_counter.results_written.count()
+            record.item_counter.running.offset(-size)
+            record.execution_counter.running.offset(-1)
+            job.job_output = output
+            _results(record)[job.job_index] = {
+                "items": size,
+                "ExecutionArn": f"{record.map_state_machine_arn.replace(':stateMachine:', ':execution:')}:"
+                f"{job.job_index:08d}",
+                "Input": json.dumps(job.job_input),
+                "StartDate": started.isoformat(),
+                "StopDate": _utcnow().isoformat(),
+                "Status": status,
+                **({"Output": json.dumps(output)} if status == "SUCCEEDED" else {"Error": error, "Cause": cause}),
+            }
+
+    def _handle_list_objects_v2(env: Any, resource_runtime_part: Any, state_credentials: Any) -> None:
+        s3 = reader_s3.ResourceEvalS3._get_s3_client(
+            resource_runtime_part=resource_runtime_part, state_credentials=state_credentials
+        )
+        parameters = env.stack.pop()
+        items: list[dict[str, Any]] = []
+        for page in s3.get_paginator("list_objects_v2").paginate(**parameters):
+            for obj in page.get("Contents", []):
+                items.append(
+                    {  # as AWS hands each object to the Map: Etag keeps its quotes, LastModified in epoch seconds
+                        "Etag": obj["ETag"],
+                        "Key": obj["Key"],
+                        "LastModified": obj["LastModified"].timestamp(),
+                        "Size": obj["Size"],
+                        "StorageClass": obj.get("StorageClass", "STANDARD"),
+                    }
+                )
+        env.stack.append(items)
+
+    def _handle_put_object(env: Any, resource_runtime_part: Any, state_credentials: Any) -> None:
+        parameters = env.stack.pop()
+        env.stack.pop()
+        record = env.map_run_record_pool_manager.get_all().pop()
+        key = _write_result_files(env, parameters, record)
+        env.stack.append(
+            {"MapRunArn": record.map_run_arn, "ResultWriterDetails": {"Bucket": parameters["Bucket"], "Key": key}}
+        )
+
+    distributed.DistributedIterationComponent._map_run = _map_run
+    worker_module.DistributedItemProcessorWorker._eval_job = _eval_job
+    reader_s3.ResourceEvalS3._handle_list_objects_v2 = staticmethod(_handle_list_objects_v2)
+    writer_s3.ResourceEvalS3._handle_put_object = staticmethod(_handle_put_object)
+
+
+# 16. StartExecution tasks: parameters and responses shaped by the API model -------------------------
+def _patch_start_execution_task() -> None:
+    import functools
+
+    import botocore.session
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_sfn import (
+        StateTaskServiceSfn,
+    )
+
+    model = botocore.session.get_session().get_service_model("stepfunctions")
+
+    @functools.cache
+    def operation(action: str) -> Any:  # "start_execution" -> the StartExecution operation model
+        return model.operation_model("".join(part.capitalize() for part in action.split("_")))
+
+    original = StateTaskServiceSfn._normalise_parameters
+
+    def _normalise_parameters(
+        self: Any, parameters: dict[str, Any], boto_service_name: Any = None, service_action_name: Any = None
+    ) -> None:
+        original(self, parameters, boto_service_name, service_action_name)  # Input as a JSON string
+        action = self._get_boto_service_action(service_action_name)
+        self._to_boto_request(parameters, operation(action).input_shape)
+        if action == "start_execution":  # AWS names an unnamed execution with a UUID; moto would say "None"
+            parameters.setdefault("name", str(uuid.uuid4()))
+
+    def _normalise_response(
+        self: Any, response: Any, boto_service_name: Any = None, service_action_name: Any = None
+    ) -> None:
+        shape = operation(self._get_boto_service_action(service_action_name)).output_shape
+        self._from_boto_response(response, shape)
+        if isinstance(response, dict):  # dates as AWS writes them into the state's output
+            for key, value in list(response.items()):
+                if isinstance(value, datetime.datetime):
+                    response[key] = value.timestamp() * 1000
+
+    original_sync2 = StateTaskServiceSfn._build_sync2_resolver
+
+    def _build_sync2_resolver(
+        self: Any, env: Any, resource_runtime_part: Any, normalised_parameters: Any, state_credentials: Any
+    ) -> Any:
+        arn = env.stack[-1]["ExecutionArn"]  # the StartExecution response the original reads
+        ended = _awaited_ends.setdefault(arn, threading.Event())
+        resolve = original_sync2(self, env, resource_runtime_part, normalised_parameters, state_credentials)
+
+        def wait_then_resolve() -> Any:
+            try:
+                result = resolve()  # it may have ended before anyone waited
+                if result is None and ended.wait(SYNC_WAIT_SECONDS):
+                    result = resolve()
+            except BaseException:  # the child failed: the task fails with it
+                _awaited_ends.pop(arn, None)
+                raise
+            if result is not None:
+                _awaited_ends.pop(arn, None)
+            return result
+
+        return wait_then_resolve
+
+    StateTaskServiceSfn._normalise_parameters = _normalise_parameters
+    StateTaskServiceSfn._normalise_response = _normalise_response
+    StateTaskServiceSfn._build_sync2_resolver = _build_sync2_resolver

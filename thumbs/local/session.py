@@ -23,9 +23,17 @@ from .state import StateFolder
 class Session:
     """A deployed local stack bound to the state folder: its store, its executions and records.json."""
 
-    def __init__(self, state: StateFolder, *, port: int | None = None, faults: FaultSwitch | None = None) -> None:
+    def __init__(
+        self,
+        state: StateFolder,
+        *,
+        port: int | None = None,
+        faults: FaultSwitch | None = None,
+        template: dict[str, Any] | None = None,
+    ) -> None:
+        """``template`` replaces the project's (tests deploy a changed cdk.json this way); default: load it."""
         self.state = state
-        template = load_template(state.cache_dir)
+        template = template or load_template(state.cache_dir)
         self.store = state.store()
         self.stack = LocalStack(
             template,

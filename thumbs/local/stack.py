@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import FUNCTIONS_DIR
-from ..template import STACK_NAME, resources_of_type, state_machine_definition
+from ..template import STACK_NAME, definition_of, resources_of_type
 from . import moto_internals
 from .lambda_runtime import FaultSwitch, FunctionSpec, LocalLambdaRuntime
 from .store import Store
@@ -60,7 +60,9 @@ class Names:
 
 def physical_names(template: dict[str, Any], stack_name: str) -> Names:
     names = Names()
-    names.refs.update({"AWS::Region": REGION, "AWS::AccountId": ACCOUNT, "AWS::StackName": stack_name})
+    names.refs.update(
+        {"AWS::Region": REGION, "AWS::AccountId": ACCOUNT, "AWS::StackName": stack_name, "AWS::Partition": "aws"}
+    )
     prefix = stack_name.lower()
     for logical, resource in template["Resources"].items():
         kind = resource["Type"]
@@ -177,6 +179,10 @@ class LocalStack:
     @property
     def state_machine_arn(self) -> str:
         return output_of(self.template, self.names, "StateMachineArn")
+
+    @property
+    def backfill_arn(self) -> str:
+        return output_of(self.template, self.names, "BackfillStateMachineArn")
 
     @property
     def api_endpoint(self) -> str:
@@ -380,7 +386,7 @@ class LocalStack:
                 Environment={"Variables": spec.environment},
             )
         for logical in resources_of_type(self.template, "AWS::StepFunctions::StateMachine"):
-            definition = state_machine_definition(self.template, self.names.resolve)
+            definition = definition_of(self.template, logical, self.names.resolve)
             sfn.create_state_machine(name=logical, definition=json.dumps(definition), roleArn=role)
         for logical, resource in resources_of_type(self.template, "AWS::Events::Rule").items():
             props = self.names.resolve(resource["Properties"])
