@@ -368,7 +368,7 @@ def replay_summary(outcomes: list[Replayed], errors: list[str]) -> str:
     )
 
 
-# --- the commands: thumbs --stack NAME executions | history | replay | drain-dlq ------------------
+# --- the commands: thumbs --stack NAME executions | history | replay | backfill | drain-dlq ---------
 
 
 def _deployed(args: argparse.Namespace) -> DeployedStack:
@@ -484,3 +484,11 @@ def cmd_drain_dlq(args: argparse.Namespace) -> int:
         out.print(f"[yellow]kept[/yellow] {problem}")
     out.print(("Dry run: " if args.dry_run else "") + result.summary())
     return 1 if result.left and not args.dry_run else 0
+
+
+def cmd_backfill(args: argparse.Namespace) -> int:
+    """Start the deployed stack's Backfill, follow its Map Run, and sum up (``thumbs/backfill.py``)."""
+    from . import backfill
+
+    summary = backfill.run(_deployed(args), prefix=args.prefix, force=args.all)
+    return backfill.report(summary, out)

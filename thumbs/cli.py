@@ -4,14 +4,15 @@
     thumbs executions [--status S]
     thumbs history EXECUTION
     thumbs replay EXECUTION ... | --failed [--since 24h]
+    thumbs backfill [--prefix P] [--all]
     thumbs serve [--port P]
     thumbs console [--port P]
-    thumbs cost --images N [--avg-mp M]
+    thumbs cost --images N [--avg-mp M] | --backfill N
 
 Every command that runs the pipeline deploys the same CloudFormation template ``cdk deploy``
 would, on moto, with the handler code run by the local Lambda runtime (``thumbs/local/``).
 With ``--stack NAME`` (and ``--profile``/``--region`` or the usual AWS environment),
-``executions``, ``history``, ``replay`` and ``drain-dlq`` work on a deployed stack instead
+``executions``, ``history``, ``replay``, ``backfill`` and ``drain-dlq`` work on a deployed stack instead
 (``thumbs/aws.py``).
 
 This module only parses arguments and hands over: each engine is imported when a command
@@ -25,7 +26,7 @@ import sys
 
 from .terminal import console, out
 
-STACK_COMMANDS = ("executions", "history", "replay", "drain-dlq")  # the rest run locally (cost: anywhere)
+STACK_COMMANDS = ("executions", "history", "replay", "backfill", "drain-dlq")  # the rest run locally (cost: anywhere)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,6 +61,15 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--rate", type=float, default=5.0, help="with --stack: replays per second (default 5)")
     replay.add_argument("--fault", action="append", default=[], help=fault_help)
 
+    backfill = commands.add_parser(
+        "backfill", help="thumbnails for objects already in the upload bucket, or remade after a settings change"
+    )
+    backfill.add_argument("--prefix", default="", help="only keys under this prefix (default: the whole bucket)")
+    backfill.add_argument(
+        "--all", action="store_true", help="remake up-to-date thumbnails too (default: only what is stale)"
+    )
+    backfill.add_argument("--fault", action="append", default=[], help=fault_help)
+
     serve = commands.add_parser("serve", help="keep the local stack up for the AWS CLI and boto3")
     serve.add_argument("--port", type=int, default=4566)
     serve.add_argument("--fault", action="append", default=[], help=fault_help)
@@ -74,7 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     drain.add_argument("--dry-run", action="store_true", help="only read the queue and say what would happen")
 
     cost = commands.add_parser("cost", help="monthly cost per component, Standard and Express side by side")
-    cost.add_argument("--images", type=int, required=True, help="images uploaded per month")
+    volume = cost.add_mutually_exclusive_group(required=True)
+    volume.add_argument("--images", type=int, help="images uploaded per month")
+    volume.add_argument("--backfill", type=int, metavar="N", help="the cost of backfilling N objects already stored")
     cost.add_argument("--avg-mp", type=float, default=12.0, help="average megapixels per image (default 12)")
     cost.add_argument("--retries", type=float, default=0.0, help="average retried tasks per image (default 0)")
     cost.add_argument("--prices", help="a JSON file overriding prices (see thumbs/prices.json)")
@@ -119,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
                 "executions": aws.cmd_executions,
                 "history": aws.cmd_history,
                 "replay": aws.cmd_replay,
+                "backfill": aws.cmd_backfill,
                 "drain-dlq": aws.cmd_drain_dlq,
             }
             return on_aws[args.command](args)
@@ -129,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
             "executions": commands.cmd_executions,
             "history": commands.cmd_history,
             "replay": commands.cmd_replay,
+            "backfill": commands.cmd_backfill,
             "serve": commands.cmd_serve,
             "console": commands.cmd_serve,  # the same, and it opens the browser
         }

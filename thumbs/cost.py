@@ -1,5 +1,8 @@
 """``thumbs cost``: what a month of uploads costs, per component, Standard and Express side by side.
 
+``thumbs cost --backfill N``: what one backfill of N stored objects costs, when every object
+is stale (the first backfill, or one after a sizes change) and when none is (a second run).
+
 Nothing here is a guess that could be counted instead:
 
 * state transitions are counted by walking the synthesized definition (the same template
@@ -36,7 +39,11 @@ MEASURED = {
     "validate": {"cpu_ms_per_mp": 9.0, "cpu_ms": 5.0, "io_ms": 40.0, "io_ms_per_mp": 5.0},
     "resize": {"cpu_ms_per_mp": 0.0, "cpu_ms": 16.0, "io_ms": 30.0, "io_ms_per_mp": 0.0},
     "record": {"cpu_ms_per_mp": 0.0, "cpu_ms": 5.0, "io_ms": 75.0, "io_ms_per_mp": 0.0},  # + HEAD, COPY per size
+    # per batch: one BatchGetItem of batch_size keys and the plan; measured locally, I/O from DynamoDB's latency
+    "plan": {"cpu_ms_per_mp": 0.0, "cpu_ms": 5.0, "io_ms": 25.0, "io_ms_per_mp": 0.0},
 }
+LIST_PAGE = 1000  # ListObjectsV2 returns at most 1,000 keys per request
+RESULTS_PER_FILE = 5000  # child executions per ResultWriter file (SUCCEEDED_n.json)
 THUMBNAIL_BYTES_PER_PIXEL, THUMBNAIL_BYTES_FIXED = 0.2, 1500  # measured: 4, 12, 149 KB at 128/256/1024
 LAMBDA_LOG_BYTES = 1500  # START/END/REPORT, one Powertools line and one EMF blob per invocation
 EXPRESS_LOG_BYTES_PER_EVENT = 1200  # ALL-level logs with execution data: one line per history event
@@ -160,6 +167,84 @@ def estimate(
     }
 
 
+def batch_transitions(processor: dict[str, Any], stale: int) -> int:
+    """States entered by one Backfill batch (a Standard child execution) with ``stale`` images, none failing.
+
+    Walks the item processor of the Backfill's Distributed Map: a Choice on ``IsPresent`` is
+    taken when the batch has images, a Choice on a failure flag is not (nothing failed).
+    """
+    count, name = 0, processor["StartAt"]
+    while name:
+        state = processor["States"][name]
+        count += 1
+        if state["Type"] == "Choice":
+            first = state["Choices"][0]
+            taken = first.get("IsPresent") is True and stale > 0
+            name = first["Next"] if taken else state.get("Default")
+            continue
+        if state["Type"] == "Map":
+            inner = state.get("ItemProcessor") or state["Iterator"]
+            count += stale * _walk(inner, inner["StartAt"], 0, "")
+        if state["Type"] in ("Succeed", "Fail") or state.get("End"):
+            break
+        name = state.get("Next")
+    return count
+
+
+def backfill_estimate(
+    config: PipelineConfig,
+    pipeline: dict[str, Any],
+    backfill: dict[str, Any],
+    prices: dict[str, Any],
+    objects: int,
+    avg_mp: float,
+) -> dict[str, dict[str, float]]:
+    """One backfill of ``objects`` stored objects: all stale (every image through the pipeline) and none stale.
+
+    The Map Run lists the bucket (a LIST per 1,000 keys) and runs one Standard child execution
+    per batch; each child plans its batch (one Lambda call, one strongly consistent read per
+    object) and starts a pipeline execution per stale image, priced as ``thumbs cost --images``.
+    A Distributed Map's child execution is counted as one transition to start, plus its states.
+    """
+    settings = config.backfill
+    batches = math.ceil(objects / settings.batch_size)
+    top = backfill["States"]
+    outer = sum(1 for state in top.values() if state["Type"] != "Map") + 1  # Defaults, Options and the Map itself
+    (processor,) = [s["ItemProcessor"] for s in top.values() if s["Type"] == "Map"]
+    plan = Stage("plan", 1, config.plan.memory_mb, _plan_ms(config))
+    transition = prices["step_functions_standard_per_1000_transitions"] / 1000
+    lambda_price = prices[f"lambda_{config.architecture}_per_gb_second"]
+    logs = prices["cloudwatch_logs_ingest_per_gb"]
+    results_files = 2 * math.ceil(batches / RESULTS_PER_FILE) + 1
+    shared = {
+        "Backfill: S3 LIST (ItemReader)": math.ceil(objects / LIST_PAGE) * prices["s3_list_per_1000"] / 1000,
+        "Backfill: Plan Lambda compute": batches * plan.gb_seconds * lambda_price,
+        "Backfill: Plan Lambda requests": batches * prices["lambda_per_million_requests"] / 1e6,
+        "Backfill: DynamoDB reads (records)": objects * prices["dynamodb_per_million_read_units"] / 1e6,
+        "Backfill: CloudWatch Logs (Plan)": batches * LAMBDA_LOG_BYTES / 1024**3 * logs,
+        "Backfill: S3 PUT (result files)": results_files * prices["s3_put_per_1000"] / 1000,
+    }
+    scenarios: dict[str, dict[str, float]] = {}
+    for scenario, stale in (("all stale", objects), ("none stale", 0)):
+        full, rest = divmod(stale, settings.batch_size)
+        child_transitions = full * batch_transitions(processor, settings.batch_size)
+        if rest:
+            child_transitions += batch_transitions(processor, rest)
+        child_transitions += (batches - full - (1 if rest else 0)) * batch_transitions(processor, 0)
+        map_run = outer + batches + child_transitions  # + one per child execution started
+        costs = {"Backfill: Map Run and batch transitions": map_run * transition, **shared}
+        if stale:
+            per_image = estimate(config, pipeline, prices, stale, avg_mp, 0.0)["standard"]
+            costs.update({f"Pipeline: {name}": value for name, value in per_image.items()})
+        scenarios[scenario] = costs
+    return scenarios
+
+
+def _plan_ms(config: PipelineConfig) -> float:
+    m = MEASURED["plan"]
+    return math.ceil(m["cpu_ms"] * max(1.0, FULL_VCPU_MB / config.plan.memory_mb) + m["io_ms"])
+
+
 EXPRESS_LOSES = (
     "no execution history in the console: the ALL-level CloudWatch Logs are the only record of a run",
     "no RedriveExecution: a failed run is recorded FAILED and replayed as a new execution",
@@ -177,11 +262,15 @@ def cmd_cost(args: Any, out: Any, cache_dir: Path) -> int:
 
     from .template import load_template, state_machine_definition
 
-    if args.images < 0 or args.avg_mp <= 0 or args.retries < 0:
-        raise ValueError("--images, --avg-mp and --retries must be positive")
+    if (args.images or 0) < 0 or (args.backfill or 0) < 0 or args.avg_mp <= 0 or args.retries < 0:
+        raise ValueError("--images, --backfill, --avg-mp and --retries must be positive")
     prices = load_prices(args.prices)
-    definition = state_machine_definition(load_template(cache_dir), lambda ref: "arn")
+    template = load_template(cache_dir)
+    definition = state_machine_definition(template, lambda ref: "arn")
     config = PipelineConfig.from_context(project_context().get(CONTEXT_KEY))
+    if args.backfill is not None:
+        backfill = state_machine_definition(template, lambda ref: "arn", output="BackfillStateMachineArn")
+        return _print_backfill(config, definition, backfill, prices, args, out)
     result = estimate(config, definition, prices, args.images, args.avg_mp, args.retries)
     sizes = "/".join(map(str, config.imaging.sizes))
     out.print(
@@ -205,4 +294,37 @@ def cmd_cost(args: Any, out: Any, cache_dir: Path) -> int:
             f"= {stage.gb_seconds:.3f} GB-s per image"
         )
     out.print("Express would lose: " + "; ".join(EXPRESS_LOSES) + ".")
+    return 0
+
+
+def _print_backfill(
+    config: PipelineConfig,
+    pipeline: dict[str, Any],
+    backfill: dict[str, Any],
+    prices: dict[str, Any],
+    args: Any,
+    out: Any,
+) -> int:
+    from rich.table import Table
+
+    scenarios = backfill_estimate(config, pipeline, backfill, prices, args.backfill, args.avg_mp)
+    settings = config.backfill
+    out.print(
+        f"Backfill of {args.backfill:,} stored objects, {args.avg_mp:g} MP average, batches of {settings.batch_size}, "
+        f"{settings.max_concurrency} batches at once; prices {prices['region']} as of {prices['as_of']}"
+    )
+    table = Table()
+    table.add_column("component")
+    for scenario in scenarios:
+        table.add_column(f"{scenario} (USD)", justify="right")
+    for component in dict.fromkeys(c for costs in scenarios.values() for c in costs):
+        cells = [costs.get(component) for costs in scenarios.values()]
+        table.add_row(component, *("-" if c is None else f"{c:,.2f}" for c in cells))
+    totals = [sum(costs.values()) for costs in scenarios.values()]
+    table.add_row("[bold]total[/bold]", *(f"[bold]{t:,.2f}[/bold]" for t in totals))
+    out.print(table)
+    out.print(
+        "All stale: the first backfill of a bucket, or one after a change of sizes, formats or qualities. "
+        "None stale: a second backfill, which only lists, plans and skips."
+    )
     return 0

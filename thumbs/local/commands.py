@@ -196,6 +196,16 @@ def _source_id(execution: dict[str, Any]) -> str:
     return source_id(detail["bucket"]["name"], detail["object"]["key"])
 
 
+def cmd_backfill(args: argparse.Namespace, state: StateFolder) -> int:
+    """The Backfill on the local stack, through the same code as ``--stack`` (``thumbs/backfill.py``)."""
+    from .. import backfill
+
+    with Session(state, faults=FaultSwitch.parse(args.fault)) as session:
+        summary = backfill.run(session.stack.deployed(), prefix=args.prefix, force=args.all)
+        session.stack.runtime.wait_for_async()  # FAILED records arrive asynchronously
+    return backfill.report(summary, out)
+
+
 def cmd_serve(args: argparse.Namespace, state: StateFolder) -> int:
     with Session(state, port=args.port, faults=FaultSwitch.parse(args.fault)) as session:
         stack = session.stack
