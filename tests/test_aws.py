@@ -313,3 +313,21 @@ def test_a_run_whose_record_is_already_finished_is_skipped_not_rerun():
     assert asked == ["s3://up/a.jpg"]
     assert skipped.action == "skipped" and "already SUCCEEDED (by later)" in skipped.reason
     assert redriven.action == "redriven"
+
+
+def test_backfill_on_a_deployed_stack_processes_what_is_stale_and_then_nothing(deployed, capsys):
+    s3 = boto3.client("s3")
+    s3.put_bucket_notification_configuration(Bucket=deployed.upload_bucket, NotificationConfiguration={})
+    for key in ("bf/one.jpg", "bf/two.jpg"):  # in the bucket before the pipeline: no event, no record
+        s3.put_object(Bucket=deployed.upload_bucket, Key=key, Body=encode(photo(), "JPEG"))
+    s3.put_object(Bucket=deployed.upload_bucket, Key="bf/notes.jpg", Body=b"not an image")
+    s3.put_bucket_notification_configuration(
+        Bucket=deployed.upload_bucket, NotificationConfiguration={"EventBridgeConfiguration": {}}
+    )
+    code, printed = thumbs(capsys, "backfill", "--prefix", "bf/")
+    assert code == 0, printed
+    assert "3 processed, 0 up to date, 0 held, 0 not matched, 0 failed" in printed
+    assert record_of(deployed, "bf/one.jpg")["status"] == "SUCCEEDED"
+    assert record_of(deployed, "bf/notes.jpg")["status"] == "REJECTED"  # a handled outcome, not a failure
+    code, printed = thumbs(capsys, "backfill", "--prefix", "bf/")
+    assert code == 0 and "0 processed, 3 up to date" in printed

@@ -163,3 +163,20 @@ def test_all_remakes_up_to_date_images_and_the_default_does_not(tmp_path: Path, 
         assert run_backfill(session).processed == 2
         second = run_backfill(session, force=force)
     assert (second.processed, second.up_to_date) == ((2, 0) if force else (0, 2))
+
+
+def test_a_failing_backfill_names_each_failure_with_its_reason_and_exits_1(tmp_path: Path, capsys) -> None:
+    from thumbs.cli import main
+
+    state = tmp_path / "state"
+    with Session(StateFolder(state)) as session:
+        put_without_events(session, {"fails.jpg": jpeg(120, 90)})
+    # validate fails past its four retries: the pipeline run ends FAILED, and so does the Map Run (100% > 5%)
+    code = main(["--state", str(state), "backfill", "--fault", "validate=transient:10"])
+    printed = capsys.readouterr().out
+    assert code == 1, printed
+    assert "0 processed, 0 up to date, 0 held, 0 not matched, 1 failed" in printed
+    assert "failed: fails.jpg: TransientError" in printed  # the reason from the FAILED record
+    assert "States.ExceedToleratedFailureThreshold" in printed
+    code = main(["--state", str(state), "backfill"])  # the fault is gone: the FAILED record is stale
+    assert code == 0 and "1 processed" in capsys.readouterr().out

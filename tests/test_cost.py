@@ -55,3 +55,49 @@ def test_thumbs_cost_prints_standard_and_express_side_by_side(capsys, tmp_path):
     printed = capsys.readouterr().out
     assert "Standard (USD)" in printed and "Express (USD)" in printed and "175.00" in printed
     assert "7 transitions per image" in printed and "no RedriveExecution" in printed
+
+
+@pytest.fixture(scope="module")
+def backfill_definition(template):
+    from thumbs.template import state_machine_definition
+
+    return state_machine_definition(template, lambda ref: "arn", output="BackfillStateMachineArn")
+
+
+def test_a_batch_enters_plan_images_each_start_and_the_checks(backfill_definition):
+    from thumbs.cost import batch_transitions
+
+    (processor,) = [s["ItemProcessor"] for s in backfill_definition["States"].values() if s["Type"] == "Map"]
+    # Plan, Images, Tally, AnyImages, BatchDone; with images also one Regenerate each, CheckImages, AnyFailed
+    assert batch_transitions(processor, 0) == 5
+    assert batch_transitions(processor, 10) == 5 + 10 + 2
+
+
+def test_a_backfill_costs_the_pipeline_per_stale_image_and_little_when_nothing_is_stale(
+    definition, backfill_definition
+):
+    from thumbs.cost import backfill_estimate
+
+    config, prices = PipelineConfig.from_context({"backfill": {"batch_size": 50}}), load_prices()
+    scenarios = backfill_estimate(config, definition, backfill_definition, prices, 1_000_000, 12)
+    stale, none = scenarios["all stale"], scenarios["none stale"]
+    pipeline = estimate(config, definition, prices, 1_000_000, 12, 0)["standard"]
+    assert stale["Pipeline: Lambda compute"] == pytest.approx(pipeline["Lambda compute"])
+    assert not [k for k in none if k.startswith("Pipeline:")]  # nothing stale: no pipeline runs
+    batches = 1_000_000 / 50
+    # three top-level states, a start per batch, 5 states per empty batch
+    assert none["Backfill: Map Run and batch transitions"] == pytest.approx((3 + batches * 6) * 0.025 / 1000)
+    assert none["Backfill: S3 LIST (ItemReader)"] == pytest.approx(1000 * 0.005 / 1000)  # a LIST per 1,000 keys
+    assert sum(none.values()) < sum(stale.values()) / 50
+    bigger = backfill_estimate(PipelineConfig.from_context({"backfill": {"batch_size": 100}}), definition,
+                               backfill_definition, prices, 1_000_000, 12)  # fmt: skip
+    assert sum(bigger["none stale"].values()) < sum(none.values())  # larger batches, fewer child executions
+
+
+def test_thumbs_cost_backfill_prints_both_cases(capsys, tmp_path):
+    assert main(["--state", str(tmp_path), "cost", "--backfill", "10000000"]) == 0
+    printed = capsys.readouterr().out
+    assert "Backfill of 10,000,000 stored objects" in printed
+    assert "all stale (USD)" in printed and "none stale (USD)" in printed and "Pipeline: Lambda compute" in printed
+    with pytest.raises(SystemExit):
+        main(["cost", "--backfill", "10", "--images", "10"])  # one or the other

@@ -525,3 +525,122 @@ def test_logs_carry_keys_and_reasons_never_image_bytes(aws, stdout_lines):
     assert max(len(json.dumps(line)) for line in lines) < 2000
     rejected = [line for line in lines if line.get("message") == "rejected"]
     assert [(r["object_key"], r["reason"]) for r in rejected] == [("bad.png", "CorruptImage")]
+
+
+# --- the backfill: fingerprints, removed sizes, ordering against uploads, the plan ----------------
+
+
+def test_the_fingerprint_follows_what_thumbnails_depend_on():
+    base = ImagingSettings()
+    assert base.fingerprint() == ImagingSettings(sizes=(1024, 256, 128)).fingerprint()  # sizes are a set
+    for changed in ({"sizes": (128, 512)}, {"output_format": "avif"}, {"jpeg_quality": 90}, {"background": "#000000"}):
+        assert ImagingSettings(**changed).fingerprint() != base.fingerprint(), changed
+    # the limits decide rejections, not thumbnails: only a rejection's fingerprint follows them
+    raised = ImagingSettings(max_pixels=base.max_pixels // 2)
+    assert raised.fingerprint() == base.fingerprint()
+    assert raised.fingerprint(limits=True) != base.fingerprint(limits=True)
+
+
+def test_a_new_run_removes_the_sizes_the_previous_record_listed_and_no_longer_makes(aws):
+    s3, table = aws
+    event, _keys = processed(s3, table, "resized.jpg", "0062E99A88DC407460")  # 64 and 256 px
+    narrower = ImagingSettings(sizes=(64, 128))
+    facts = validate(event, s3, narrower, SOURCE, THUMBS)
+    thumbs = [resize(resize_item(facts, i), s3, narrower, THUMBS, "max-age=1") for i in range(2)]
+    result = record(
+        {"status": "SUCCEEDED", "event": event, "image": facts, "thumbnails": thumbs}, table, SOURCE, s3, THUMBS
+    )
+    assert result["written"] and result["thumbnails_removed"] == 1  # the 256 px
+    assert thumbnail_keys(s3) == sorted(t["key"] for t in thumbs)
+    item = table.get_item(Key={"source_id": source_id(SOURCE, "resized.jpg")})["Item"]
+    assert [int(t["size"]) for t in item["thumbnails"]] == [64, 128] and item["fingerprint"] == narrower.fingerprint()
+
+
+def test_a_backfill_run_never_replaces_a_newer_upload_s_record_or_thumbnails(aws):
+    from awsio import BACKFILL_SEQUENCER
+
+    s3, table = aws
+    old = upload(s3, "both.jpg", encode(photo(320, 200), "JPEG"))
+    listed = {
+        **old,
+        "detail": {**old["detail"], "object": {**old["detail"]["object"], "sequencer": BACKFILL_SEQUENCER}},
+    }
+    facts = validate(listed, s3, SETTINGS, SOURCE, THUMBS)  # the backfill read the object as listed
+    thumbs = [resize(resize_item(facts, i), s3, SETTINGS, THUMBS, "max-age=1") for i in range(2)]
+    _, keys = processed(s3, table, "both.jpg", "0062E99A88DC407460")  # meanwhile, an upload's run finished
+    newest = {k: s3.head_object(Bucket=THUMBS, Key=k)["ETag"] for k in keys}
+    late = record(
+        {"status": "SUCCEEDED", "event": listed, "image": facts, "thumbnails": thumbs}, table, SOURCE, s3, THUMBS
+    )
+    assert not late["written"] and late["thumbnails_published"] == 0
+    assert {k: s3.head_object(Bucket=THUMBS, Key=k)["ETag"] for k in keys} == newest
+    item = table.get_item(Key={"source_id": source_id(SOURCE, "both.jpg")})["Item"]
+    assert item["sequencer"] == "0062E99A88DC407460"
+
+
+def test_at_an_equal_sequencer_only_the_same_etag_replaces_a_record(aws):
+    s3, table = aws
+    first = upload(s3, "same.jpg", encode(photo(320, 200), "JPEG"))
+    record({"status": "REJECTED", "event": first, "error": {"Error": "X"}}, table, SOURCE)
+    other = upload(s3, "same.jpg", encode(photo(64, 64), "JPEG"))  # same sequencer, another version
+    assert not record({"status": "REJECTED", "event": other, "error": {"Error": "Y"}}, table, SOURCE)["written"]
+    assert record({"status": "REJECTED", "event": first, "error": {"Error": "Z"}}, table, SOURCE)["written"]
+
+
+def listed(key: str, etag: str) -> dict[str, Any]:
+    """An object as the Backfill's ItemReader hands it over (AWS keeps the etag's quotes)."""
+    return {"Etag": f'"{etag}"', "Key": key, "LastModified": 1796031638.0, "Size": 10, "StorageClass": "STANDARD"}
+
+
+def plan_batch(table, items: list[dict[str, Any]], **options: Any) -> dict[str, Any]:
+    from plan.handler import plan
+
+    return plan(
+        {"Items": items, "BatchInput": {"force": options.pop("force", False), "backfill": "arn:backfill"}},
+        dynamodb=boto3.client("dynamodb"),
+        table=TABLE,
+        bucket=SOURCE,
+        settings=options.pop("settings", SETTINGS),
+        key_prefix=options.pop("key_prefix", ""),
+        key_suffixes=options.pop("key_suffixes", ()),
+        account="123456789012",
+        region="us-east-1",
+    )
+
+
+def test_plan_runs_what_is_stale_and_says_why_it_leaves_the_rest(aws):
+    s3, table = aws
+    done, _ = processed(s3, table, "done.jpg", "0062E99A88DC407460")
+    moved, _ = processed(s3, table, "moved.jpg", "0062E99A88DC407470")
+    failed = upload(s3, "failed.jpg", encode(photo(), "JPEG"), sequencer="0062E99A88DC407480")
+    table.put_item(Item={**build_record(status_change(failed), SOURCE, datetime.now(UTC))})
+    etag = lambda event: event["detail"]["object"]["etag"]  # noqa: E731
+    items = [
+        listed("done.jpg", etag(done)),
+        listed("moved.jpg", "another-version"),  # overwritten after its record: that upload's event decides
+        listed("failed.jpg", etag(failed)),
+        listed("new.jpg", "abc"),  # never recorded
+    ]
+    result = plan_batch(table, items)
+    stale = {e["detail"]["object"]["key"]: e for e in result["stale"]}
+    assert set(stale) == {"failed.jpg", "new.jpg"} and result["up_to_date"] == 1 and result["not_matched"] == 0
+    assert [h["key"] for h in result["held"]] == ["moved.jpg"] and etag(moved) in result["held"][0]["reason"]
+    # an event as the pipeline takes it: the record's own sequencer, or the lowest when there is none
+    assert stale["failed.jpg"]["detail"]["object"]["sequencer"] == "0062E99A88DC407480"
+    assert stale["new.jpg"]["detail"]["object"] == {"key": "new.jpg", "size": 10, "etag": "abc", "sequencer": "0"}
+    assert stale["new.jpg"]["backfill"] == "arn:backfill" and stale["new.jpg"]["time"] == "2026-11-30T09:40:38Z"
+    from awsio import parse_object_created
+
+    assert parse_object_created(stale["new.jpg"], SOURCE).key == "new.jpg"  # validate accepts it
+
+    other = ImagingSettings(sizes=(64, 512))
+    assert [e["detail"]["object"]["key"] for e in plan_batch(table, items[:1], settings=other)["stale"]] == ["done.jpg"]
+    assert len(plan_batch(table, items[:1], force=True)["stale"]) == 1  # --all
+    filtered = plan_batch(table, items, key_prefix="n", key_suffixes=(".jpg",))
+    assert filtered["not_matched"] == 3 and [e["detail"]["object"]["key"] for e in filtered["stale"]] == ["new.jpg"]
+
+
+def test_plan_reads_a_large_batch_in_pages_of_100(aws):
+    _s3, table = aws
+    result = plan_batch(table, [listed(f"k{i}.jpg", "e") for i in range(250)])
+    assert len(result["stale"]) == 250

@@ -199,7 +199,11 @@ def report(summary: Summary, out: Any) -> int:
     from rich.table import Table
 
     name = summary.execution_arn.rsplit(":", 1)[-1]
-    out.print(f"Backfill {name}: {summary.status} in {summary.seconds:.1f} s")
+    out.print(
+        f"Backfill {name}: {summary.status} in {summary.seconds:.1f} s: {summary.processed} processed, "
+        f"{summary.up_to_date} up to date, {len(summary.held)} held, {summary.not_matched} not matched, "
+        f"{len(summary.failed)} failed"
+    )
     table = Table(show_header=False)
     table.add_column("outcome")
     table.add_column("objects", justify="right")

@@ -121,8 +121,9 @@ def plan(
                 }
             )
             continue
-        if record is not None and not force and record.get("fingerprint") == current.get(str(record.get("status"))):
-            up_to_date += 1
+        status = str(record.get("status")) if record else ""
+        if not force and status in current and record and record.get("fingerprint") == current[status]:
+            up_to_date += 1  # FAILED, DELETED or no record: never up to date
             continue
         stale.append(
             backfill_event(
