@@ -141,6 +141,8 @@ def estimate(
         "S3 intermediates (1-day lifecycle)": intermediate_gib / 30 * storage,
         "S3 staged thumbnails (15-day lifecycle)": thumbnail_gib * STAGED_DAYS / 30 * storage,
         "DynamoDB writes": RECORD_WRITE_UNITS * prices["dynamodb_per_million_write_units"] / 1e6,
+        # Record reads the previous record first (a consistent read of one item), to remove dropped sizes
+        "DynamoDB reads": prices["dynamodb_per_million_read_units"] / 1e6,
         "EventBridge (S3 events are free)": prices["eventbridge_aws_service_events_per_million"] / 1e6,
         "CloudWatch Logs (Lambda)": invocations * LAMBDA_LOG_BYTES / gib * logs,
         "X-Ray traces": prices["xray_per_million_traces"] / 1e6,
