@@ -89,17 +89,17 @@ class BackfillSettings:
                 f"backfill.batch_size: {self.batch_size!r} is not from 1 to {MAX_BATCH_SIZE} "
                 "(a batch's plan must fit Step Functions' 256 KiB payload)"
             )
-
-    @property
-    def images_at_once(self) -> int:
-        """How many of a batch's images run at once: all of them, up to an inline Map's 40."""
-        return min(self.batch_size, INLINE_MAP_CEILING)
         if not isinstance(self.tolerated_failure_percentage, (int, float)) or not (
             0 <= self.tolerated_failure_percentage <= 100
         ):
             raise ConfigError(
                 f"backfill.tolerated_failure_percentage: {self.tolerated_failure_percentage!r} is not from 0 to 100"
             )
+
+    @property
+    def images_at_once(self) -> int:
+        """How many of a batch's images run at once: all of them, up to an inline Map's 40."""
+        return min(self.batch_size, INLINE_MAP_CEILING)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pytest
 from awsio import source_id
 from PIL import Image
 
@@ -156,13 +155,14 @@ def test_an_upload_during_a_backfill_keeps_its_own_thumbnails_and_record(tmp_pat
         assert head["Metadata"]["source-sequencer"] == record["sequencer"]
 
 
-@pytest.mark.parametrize("force", [False, True])
-def test_all_remakes_up_to_date_images_and_the_default_does_not(tmp_path: Path, force: bool) -> None:
+def test_all_remakes_up_to_date_images_and_the_default_does_not(tmp_path: Path) -> None:
     with Session(StateFolder(tmp_path / "state")) as session:
         put_without_events(session, {"a.jpg": jpeg(200, 100), "b.jpg": jpeg(100, 200)})
         assert run_backfill(session).processed == 2
-        second = run_backfill(session, force=force)
-    assert (second.processed, second.up_to_date) == ((2, 0) if force else (0, 2))
+        again = run_backfill(session)
+        forced = run_backfill(session, force=True)
+    assert (again.processed, again.up_to_date) == (0, 2)
+    assert (forced.processed, forced.up_to_date) == (2, 0)
 
 
 def test_a_failing_backfill_names_each_failure_with_its_reason_and_exits_1(tmp_path: Path, capsys) -> None:
@@ -180,3 +180,10 @@ def test_a_failing_backfill_names_each_failure_with_its_reason_and_exits_1(tmp_p
     assert "States.ExceedToleratedFailureThreshold" in printed
     code = main(["--state", str(state), "backfill"])  # the fault is gone: the FAILED record is stale
     assert code == 0 and "1 processed" in capsys.readouterr().out
+
+    # replay is for the pipeline's runs; a Backfill is run again with thumbs backfill
+    backfills = [e["name"] for e in StateFolder(state).execution_index() if e["name"].startswith("backfill-")]
+    assert main(["--state", str(state), "replay", backfills[0]]) == 2
+    assert "not a pipeline run" in capsys.readouterr().err
+    assert main(["--state", str(state), "replay", "--failed"]) == 0  # the pipeline's failed run, not the Backfill
+    assert "backfill-" not in capsys.readouterr().out

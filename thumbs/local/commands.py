@@ -150,14 +150,20 @@ def cmd_replay(args: argparse.Namespace, state: StateFolder) -> int:
     """Redrive each run that is redrivable, else start a linked new run: what ``--stack`` does on AWS."""
     from .. import aws
 
-    if args.failed:
-        failed = [e for e in state.execution_index() if e["status"] in FAILED_STATUSES]
+    if args.failed:  # the pipeline's runs (an S3 object each); a Backfill is rerun with thumbs backfill
+        failed = [e for e in state.execution_index() if e["status"] in FAILED_STATUSES and e.get("key") is not None]
         if args.since:
             cutoff = datetime.now(UTC) - parse_since(args.since)
             failed = [e for e in failed if datetime.fromisoformat(e["startDate"]) >= cutoff]
         targets = [state.find_execution(e["name"]) for e in failed]
     else:
         targets = [state.find_execution(reference) for reference in args.executions]
+        for target in targets:
+            if not (target.get("input") or {}).get("detail"):
+                raise ValueError(
+                    f"{target['name']} is not a pipeline run (no S3 object in its input): "
+                    "a Backfill is run again with thumbs backfill, which redoes only what is stale"
+                )
     if not targets:
         out.print("Nothing to replay.")
         return 0
