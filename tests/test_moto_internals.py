@@ -181,6 +181,10 @@ def test_interpreter_clients_are_reused_and_reach_the_local_endpoint(stack):
     assert lambda_eval_utils.boto_client_for(region="us-east-1", service="lambda") is first
     assert first.meta.endpoint_url == f"http://localhost:{stack.port}"
     assert first.meta.config.max_pool_connections >= 64
+    # A Lambda task waits for a free worker before it sends Invoke (not as an open connection).
+    assert "invocation_response = lambda_client.invoke(**parameters)" in inspect.getsource(lambda_eval_utils)
+    assert isinstance(first, moto_internals._AdmittedLambda)
+    assert moto_internals._installed["admitted"] == stack.runtime.admitted
     with pytest.MonkeyPatch.context() as env:  # a later stack in the same process gets its own
         env.setenv("MOTO_PORT", "1")
         other = lambda_eval_utils.boto_client_for(region="us-east-1", service="lambda")

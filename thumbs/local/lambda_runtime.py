@@ -196,6 +196,10 @@ class LocalLambdaRuntime:
         self._idle: dict[str, list[_Worker]] = {name: [] for name in functions}
         limit = max_workers_per_function or max(2, (os.cpu_count() or 2) * 2)
         self._slots = {name: threading.BoundedSemaphore(limit) for name in functions}
+        # The state machine's tasks wait here, before their Invoke request, not inside the server:
+        # hundreds of queued invocations would otherwise hold hundreds of open connections and
+        # server threads (a backfill starts 400 pipelines at once), and the server drops some.
+        self._admission = {name: threading.BoundedSemaphore(limit) for name in functions}
         self._lock = threading.Lock()
         self._async: list[threading.Thread] = []
         self.invocations: dict[str, int] = {name: 0 for name in functions}
@@ -224,6 +228,12 @@ class LocalLambdaRuntime:
             worker.kill()
             raise RuntimeError(f"the local worker for {spec.name} did not start ({status}); see {self.log_dir}")
         return worker
+
+    def admitted(self, name: str) -> Any:
+        """Hold while a state machine task invokes ``name``: at most as many as it has workers."""
+        import contextlib
+
+        return self._admission.get(name) or contextlib.nullcontext()
 
     def invoke(self, name: str, payload: bytes) -> tuple[bytes, str | None]:
         """Synchronous Invoke: (payload, FunctionError) exactly as Lambda returns them."""

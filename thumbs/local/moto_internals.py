@@ -18,7 +18,9 @@ does, or does slowly, is supplied here:
 7. Every execution re-parses the definition with ANTLR (about 80 ms under load): the parse
    tree is cached per definition and only the cheap build of fresh components runs each time.
 8. Every Task builds a new boto3 client (service model from JSON, about 35 ms): clients are
-   reused per region, service and server port; boto3 clients are thread-safe.
+   reused per region, service and server port; boto3 clients are thread-safe. A Lambda task
+   waits for a free worker of its function (``admitted``) before it sends its Invoke, so
+   queued invocations wait in the interpreter, not as open connections to the server.
 9. An operation moto does not implement raises NotImplementedError, which the server turns
    into an HTML "500 Internal Server Error" page: it is answered here as AWS answers, an
    error with a code and a message in the service's own protocol (HTTP 501, not retried).
@@ -79,6 +81,7 @@ MOTO_VERSION = "5.2.5"
 
 # (payload, function_error) -> what Lambda's Invoke returns: FunctionError "Unhandled" on failure.
 LambdaInvoker = Callable[[str, bytes], tuple[bytes, str | None]]
+Admission = Callable[[str], Any]  # function name -> a context manager held while the task invokes it
 AsyncLambdaInvoker = Callable[[str, bytes], None]
 StartExecution = Callable[[str, str], None]
 ExecutionEnded = Callable[[str, str, dict[str, Any]], None]
@@ -93,7 +96,7 @@ REDRIVABLE_STATUSES = ("FAILED", "TIMED_OUT", "ABORTED")
 
 _installed: dict[str, Any] = {}
 _awaited_ends: dict[str, threading.Event] = {}  # execution ARN -> set when it ends (16 waits, 4 sets)
-SYNC_WAIT_SECONDS = 5.0  # a .sync task re-checks at least this often, whatever it is told
+SYNC_WAIT_SECONDS = 60.0  # a .sync task re-checks this often even unsignalled (the signal comes at the end)
 _sequence = itertools.count(1)
 _sequence_lock = threading.Lock()
 
@@ -129,10 +132,14 @@ def install(
     execution_ended: ExecutionEnded,
     load_execution: LoadExecution | None = None,
     stored_executions: StoredExecutions | None = None,
+    admitted: Admission | None = None,
 ) -> None:
     """Patch the seams. Idempotent: a second call replaces the callbacks."""
+    import contextlib
+
     check_version()
     _installed.update(
+        admitted=admitted or (lambda name: contextlib.nullcontext()),
         invoke=invoke,
         invoke_async=invoke_async,
         start_execution=start_execution,
@@ -357,7 +364,7 @@ def _patch_interpreter_clients() -> None:
                 # moto's settings (endpoint, timeouts, no retries), with a pool as large as the
                 # Map's concurrency across many executions: a shared client must not churn sockets.
                 model = original(region=region, service=service)
-                clients[key] = boto3.client(
+                client = boto3.client(
                     service,
                     region_name=region,
                     endpoint_url=model.meta.endpoint_url,
@@ -365,9 +372,25 @@ def _patch_interpreter_clients() -> None:
                     aws_secret_access_key="local",
                     config=model.meta.config.merge(Config(max_pool_connections=64)),
                 )
+                clients[key] = _AdmittedLambda(client) if service == "lambda" else client
             return clients[key]
 
     lambda_eval_utils.boto_client_for = boto_client_for
+
+
+class _AdmittedLambda:
+    """The interpreter's Lambda client: Invoke waits for a free worker of the function first."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+
+    def invoke(self, **parameters: Any) -> Any:
+        name = str(parameters.get("FunctionName", "")).rsplit(":", 1)[-1]
+        with _installed["admitted"](name):
+            return self._client.invoke(**parameters)
+
+    def __getattr__(self, attribute: str) -> Any:
+        return getattr(self._client, attribute)
 
 
 # 9. Operations moto does not implement: an AWS error, not an HTML page ------------------------------

@@ -234,6 +234,7 @@ class LocalStack:
             execution_ended=self._execution_ended,
             load_execution=self.load_execution,
             stored_executions=self.stored_executions,
+            admitted=self.runtime.admitted,
         )
         self._app = moto_internals.server_app()
         self._private = _Server(self._wsgi, 0)
