@@ -33,7 +33,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
-from awsio import BACKFILL_RESULTS_PREFIX
+from awsio import BACKFILL_IMAGES_FAILED, BACKFILL_RESULTS_PREFIX
 from constructs import Construct
 
 from .config import BackfillSettings
@@ -42,7 +42,6 @@ from .workflow import invoke
 # Errors worth another StartExecution: throttling and the open-executions limit pass.
 START_ERRORS = ("StepFunctions.SdkClientException", "StepFunctions.AWSStepFunctionsException",
                 "StepFunctions.ExecutionLimitExceededException", "StepFunctions.ThrottlingException")  # fmt: skip
-IMAGES_FAILED = "Backfill.ImagesFailed"
 
 
 @jsii.implements(sfn.IItemReader)
@@ -190,7 +189,7 @@ class Backfill(Construct):
         batch_failed = sfn.Fail(
             self,
             "ImagesFailed",
-            error=IMAGES_FAILED,
+            error=BACKFILL_IMAGES_FAILED,
             cause_path=sfn.JsonPath.json_to_string(sfn.JsonPath.object_at("$")),
         )
         batch_done = sfn.Succeed(self, "BatchDone")

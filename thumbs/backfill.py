@@ -21,12 +21,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from awsio import BACKFILL_RESULTS_PREFIX, source_id
+from awsio import BACKFILL_IMAGES_FAILED, BACKFILL_RESULTS_PREFIX, source_id
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from .terminal import console
 
-IMAGES_FAILED = "Backfill.ImagesFailed"  # the Fail state of a batch with failed images (pipeline/backfill.py)
 POLL_SECONDS = 1.0
 SHOWN_FAILURES = 20
 RECORD_WAIT_SECONDS = 15.0
@@ -121,7 +120,7 @@ def _add_child(summary: Summary, kind: str, child: dict[str, Any]) -> None:
     if kind == "SUCCEEDED":
         _add_tally(summary, json.loads(child.get("Output") or "{}"))
         return
-    if child.get("Error") == IMAGES_FAILED:  # the batch ran; its tally is the cause
+    if child.get("Error") == BACKFILL_IMAGES_FAILED:  # the batch ran; its tally is the cause
         _add_tally(summary, json.loads(child.get("Cause") or "{}"))
         return
     # The batch itself failed (Plan, say): each of its objects is failed with the batch's error.
@@ -148,15 +147,14 @@ def _add_reasons(stack: Any, summary: Summary, wait_seconds: float = RECORD_WAIT
     The FAILED record comes from the execution's status-change event, a moment after the
     execution ends, so each shown failure waits a little for it.
     """
-    from .plain import from_dynamodb
+    from .aws import record_lookup
 
-    dynamodb = stack.client("dynamodb")
-    bucket, table = stack.outputs["UploadBucketName"], stack.outputs["RecordsTableName"]
+    lookup = record_lookup(stack, stack.client("dynamodb"))
+    bucket = stack.outputs["UploadBucketName"]
     deadline = time.monotonic() + wait_seconds
     for failure in summary.failed[:SHOWN_FAILURES]:
         while not failure.get("reason"):
-            key = {"source_id": {"S": source_id(bucket, failure["key"])}}
-            record = from_dynamodb(dynamodb.get_item(TableName=table, Key=key, ConsistentRead=True).get("Item") or {})
+            record = lookup(source_id(bucket, failure["key"])) or {}
             error = record.get("error") or {}
             if record.get("status") == "FAILED" and error:
                 failure["reason"] = f"{error.get('code', '')}: {error.get('message', '')}".strip(": ")

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -64,23 +65,26 @@ def load_prices(override: str | None = None) -> dict[str, Any]:
 
 def count_transitions(definition: dict[str, Any], items: int, detail_type: str = "Object Created") -> int:
     """States entered by one successful run of ``detail_type`` with ``items`` Map items."""
-    return _walk(definition, definition["StartAt"], items, detail_type)
+
+    def choose(state: dict[str, Any]) -> str | None:
+        return next((c["Next"] for c in state["Choices"] if c.get("StringEquals") == detail_type), state.get("Default"))
+
+    return _walk(definition, definition["StartAt"], items, choose)
 
 
-def _walk(machine: dict[str, Any], name: str, items: int, detail_type: str) -> int:
+def _walk(machine: dict[str, Any], name: str | None, items: int, choose: Callable[[dict[str, Any]], str | None]) -> int:
+    """States entered from ``name`` on; a Map runs its processor ``items`` times; ``choose`` follows a Choice."""
     count = 0
     while name:
         state = machine["States"][name]
         count += 1
         kind = state["Type"]
         if kind == "Choice":
-            name = next(
-                (c["Next"] for c in state["Choices"] if c.get("StringEquals") == detail_type), state.get("Default")
-            )
+            name = choose(state)
             continue
         if kind == "Map":
             processor = state.get("ItemProcessor") or state["Iterator"]
-            count += items * _walk(processor, processor["StartAt"], items, detail_type)
+            count += items * _walk(processor, processor["StartAt"], items, choose)
         if kind in ("Succeed", "Fail") or state.get("End"):
             break
         name = state.get("Next")
@@ -175,22 +179,12 @@ def batch_transitions(processor: dict[str, Any], stale: int) -> int:
     Walks the item processor of the Backfill's Distributed Map: a Choice on ``IsPresent`` is
     taken when the batch has images, a Choice on a failure flag is not (nothing failed).
     """
-    count, name = 0, processor["StartAt"]
-    while name:
-        state = processor["States"][name]
-        count += 1
-        if state["Type"] == "Choice":
-            first = state["Choices"][0]
-            taken = first.get("IsPresent") is True and stale > 0
-            name = first["Next"] if taken else state.get("Default")
-            continue
-        if state["Type"] == "Map":
-            inner = state.get("ItemProcessor") or state["Iterator"]
-            count += stale * _walk(inner, inner["StartAt"], 0, "")
-        if state["Type"] in ("Succeed", "Fail") or state.get("End"):
-            break
-        name = state.get("Next")
-    return count
+
+    def choose(state: dict[str, Any]) -> str | None:
+        first = state["Choices"][0]
+        return first["Next"] if first.get("IsPresent") is True and stale > 0 else state.get("Default")
+
+    return _walk(processor, processor["StartAt"], stale, choose)
 
 
 def backfill_estimate(

@@ -298,6 +298,8 @@ def error_code(exc: BaseException) -> str:
 # that record's sequencer; one for an object never recorded takes the lowest there is, so any
 # real upload of the key, before or during the backfill, orders after it and wins.
 BACKFILL_SEQUENCER = "0"
+# The error of a Backfill batch in which an image failed (its tally is the cause); thumbs reads it.
+BACKFILL_IMAGES_FAILED = "Backfill.ImagesFailed"
 
 
 def backfill_event(
