@@ -132,6 +132,18 @@ class _Worker:
         os.close(write_fd)
         self.replies = os.fdopen(read_fd, "rb")
         self._buffer = b""
+        self.ready = False  # until its "ready" line: the handler's module is imported
+        self.generation = 0  # the runtime's restart count for this function when it started
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        """Block until the worker has imported its handler; RuntimeError if it does not start."""
+        if self.ready:
+            return
+        status, reply = self.read_reply(time.monotonic() + timeout, self.spec.memory_mb)
+        if status != "ok" or not (reply or {}).get("ready"):
+            self.kill()
+            raise RuntimeError(f"the local worker for {self.spec.name} did not start ({status})")
+        self.ready = True
 
     def alive(self) -> bool:
         return self.process.poll() is None
@@ -194,6 +206,7 @@ class LocalLambdaRuntime:
         self.log_dir = log_dir
         self.faults = faults or FaultSwitch()
         self._idle: dict[str, list[_Worker]] = {name: [] for name in functions}
+        self._generation: dict[str, int] = {name: 0 for name in functions}  # bumped by restart()
         limit = max_workers_per_function or max(2, (os.cpu_count() or 2) * 2)
         self._slots = {name: threading.BoundedSemaphore(limit) for name in functions}
         # The state machine's tasks wait here, before their Invoke request, not inside the server:
@@ -219,15 +232,47 @@ class LocalLambdaRuntime:
             "PYTHONPATH": str(self.code_dir),
         }
 
-    def _spawn(self, spec: FunctionSpec) -> _Worker:
+    def _start_worker(self, spec: FunctionSpec) -> _Worker:
         log = (self.log_dir / f"{spec.name}.log").open("ab")
         worker = _Worker(spec, self.code_dir, self.environment_for(spec), log)
         log.close()
-        status, reply = worker.read_reply(time.monotonic() + 60, spec.memory_mb)
-        if status != "ok" or not (reply or {}).get("ready"):
-            worker.kill()
-            raise RuntimeError(f"the local worker for {spec.name} did not start ({status}); see {self.log_dir}")
+        worker.generation = self._generation[spec.name]
         return worker
+
+    def restart(self, name: str, spec: FunctionSpec | None = None) -> None:
+        """New workers for ``name`` (with ``spec``'s configuration when given): the next invocation runs new code.
+
+        Idle workers stop now and one new worker starts importing at once; a worker busy with
+        an invocation finishes it on the old code and then stops instead of going back idle.
+        """
+        with self._lock:
+            if spec is not None:
+                self.functions[name] = spec
+            self._generation[name] += 1
+            stale, self._idle[name] = self._idle[name], []
+        for worker in stale:
+            worker.kill()
+        fresh = [self._start_worker(self.functions[name]) for _ in range(max(1, len(stale)))]  # as many as were warm
+        with self._lock:
+            self._idle[name].extend(fresh)
+
+    def _ready(self, worker: _Worker) -> _Worker:
+        try:
+            worker.wait_ready()
+        except RuntimeError as exc:
+            raise RuntimeError(f"{exc}; see {self.log_dir}") from None
+        return worker
+
+    def warm_up(self) -> None:
+        """Start one worker per function now, without waiting for it.
+
+        Each imports its handler in its own process while this one deploys the stack, so the
+        first upload finds warm workers instead of paying three cold imports one after another.
+        """
+        for name, spec in self.functions.items():
+            worker = self._start_worker(spec)
+            with self._lock:
+                self._idle[name].append(worker)
 
     def admitted(self, name: str) -> Any:
         """Hold while a state machine task invokes ``name``: at most as many as it has workers."""
@@ -248,7 +293,8 @@ class LocalLambdaRuntime:
             with self._lock:
                 worker = self._idle[name].pop() if self._idle[name] else None
             if worker is None or not worker.alive():
-                worker = self._spawn(spec)
+                worker = self._start_worker(spec)
+            self._ready(worker)
             started = time.monotonic()
             worker.send(
                 {"payload": payload.decode(), "request_id": request_id, "deadline": time.time() + spec.timeout_seconds}
@@ -258,7 +304,11 @@ class LocalLambdaRuntime:
                 self.peak_memory_mb[name] = max(self.peak_memory_mb[name], worker.peak_memory_mb())
             if status == "ok" and reply is not None and not reply.get("fatal"):
                 with self._lock:
-                    self._idle[name].append(worker)
+                    current = worker.generation == self._generation[name]
+                    if current:
+                        self._idle[name].append(worker)
+                if not current:
+                    worker.kill()  # restarted while it ran: its code is out of date
                 return reply["payload"].encode(), (None if reply["ok"] else "Unhandled")
             worker.kill()
             if status == "timeout":

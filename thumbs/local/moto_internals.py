@@ -114,6 +114,39 @@ def enable_execution() -> None:
     from moto.core.config import default_user_config
 
     default_user_config.setdefault("stepfunctions", {})["execute_state_machine"] = True
+    _import_ec2_regions()
+
+
+# 17. moto's EC2 regions, read once at import ------------------------------------------------------
+def _import_ec2_regions() -> None:
+    """Import moto's EC2 region list with one boto3 session instead of three.
+
+    The interpreter imports moto's Batch integration, which imports EC2, whose region class
+    body asks a new boto3 ``Session()`` for the regions of three partitions: each one parses
+    endpoints.json again (about 1 s of a start). While that module imports, the question
+    goes to one session; the answers are the same lists (a contract test compares them).
+    """
+    import sys
+
+    if "moto.ec2.models.availability_zones_and_regions" in sys.modules:
+        return
+    import boto3
+
+    original = boto3.Session.get_available_regions
+    shared = boto3.Session()
+    answers: dict[tuple[Any, ...], list[str]] = {}
+
+    def get_available_regions(self: Any, *args: Any, **kwargs: Any) -> list[str]:
+        key = (args, tuple(sorted(kwargs.items())))
+        if key not in answers:
+            answers[key] = original(shared, *args, **kwargs)
+        return answers[key]
+
+    boto3.Session.get_available_regions = get_available_regions
+    try:
+        import moto.ec2.models.availability_zones_and_regions  # noqa: F401
+    finally:
+        boto3.Session.get_available_regions = original
 
 
 def next_sequencer() -> str:
@@ -288,6 +321,60 @@ def _patch_execution_end() -> None:
         _installed["execution_ended"](execution.account_id, execution.region_name, detail)
 
     BaseExecutionWorkerCommunication.terminated = terminated
+
+
+def ended_execution(account: str, region: str, arn: str) -> dict[str, Any]:
+    """An execution that ended in this process, as DescribeExecution and GetExecutionHistory return it.
+
+    Read from the interpreter's own objects: moto's generic serializer takes about 0.1 s of
+    the server's one GIL for a pipeline's history, more than all of the image work it records.
+    Dates are timezone-aware and whole milliseconds, as boto3 parses the API's; fields AWS
+    leaves out when empty are left out (``tests/test_moto_internals.py`` compares this with
+    the API's answer, field by field).
+    """
+    from moto.stepfunctions.responses import get_backend
+
+    execution = get_backend(account, region).describe_execution(arn)
+    events = execution.to_history_output()["events"]
+    return {
+        "executionArn": execution.exec_arn,
+        "stateMachineArn": execution.state_machine_arn,
+        "name": execution.name,
+        "status": execution.exec_status.value if execution.exec_status else "FAILED",
+        "startDate": _api_date(execution.start_date),
+        "stopDate": _api_date(execution.stop_date),
+        "input": json.dumps(execution.input_data),
+        "output": json.dumps(execution.output) if execution.output is not None else None,
+        "error": getattr(execution, "error", None),
+        "cause": getattr(execution, "cause", None),
+        "redriveCount": getattr(execution, "redrive_count", 0),
+        "redriveDate": _api_date(getattr(execution, "redrive_date", None)),
+        "events": [_as_api({**event, "timestamp": _api_date(event["timestamp"])}) for event in events],
+    }
+
+
+def _api_date(value: Any) -> datetime.datetime | None:
+    """A date as boto3 returns it: aware, whole milliseconds (the API sends epoch milliseconds)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.datetime.fromisoformat(value)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=datetime.UTC)
+    return value.replace(microsecond=value.microsecond // 1000 * 1000)
+
+
+def _as_api(value: Any) -> Any:
+    """Enums as their values and empty fields left out, as the API's JSON carries them."""
+    import enum
+
+    if isinstance(value, dict):
+        return {k: _as_api(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_as_api(v) for v in value]
+    if isinstance(value, enum.Enum):
+        return value.value
+    return value
 
 
 # 5. One backend lookup per host, not per request ---------------------------------------------

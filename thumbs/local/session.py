@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import json
 import threading
+from pathlib import Path
 from typing import Any
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ..template import load_template
 from ..terminal import console
+from . import moto_internals
 from .lambda_runtime import FaultSwitch
-from .stack import LocalStack
+from .stack import ACCOUNT, REGION, LocalStack
 from .state import StateFolder
 
 
@@ -30,9 +32,16 @@ class Session:
         port: int | None = None,
         faults: FaultSwitch | None = None,
         template: dict[str, Any] | None = None,
+        outputs: bool = True,
+        code_dir: Path | None = None,
     ) -> None:
-        """``template`` replaces the project's (tests deploy a changed cdk.json this way); default: load it."""
+        """``template`` replaces the project's (tests deploy a changed cdk.json this way); default: load it.
+
+        ``outputs=False`` skips the CloudFormation stack that lets ``thumbs --stack`` code find
+        this one (about 1 s of moto imports): ``thumbs run`` reaches its own stack directly.
+        """
         self.state = state
+        self.outputs = outputs
         template = template or load_template(state.cache_dir)
         self.store = state.store()
         self.stack = LocalStack(
@@ -44,6 +53,7 @@ class Session:
             load_execution=state.load_execution,
             stored_executions=state.execution_summaries,
             store=self.store,
+            **({"code_dir": code_dir} if code_dir is not None else {}),
         )
         state.import_earlier_format(self.store, self.stack.upload_bucket, self.stack.table_name)
         from ..console.app import Console
@@ -60,7 +70,7 @@ class Session:
 
     def __enter__(self) -> Session:
         self.stack.start()
-        self.stack.deploy()
+        self.stack.deploy(register_outputs=self.outputs)
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -76,50 +86,54 @@ class Session:
             self.stack.stop()
             self.store.close()
 
+    def forget_definitions(self) -> None:
+        """The state machines were updated: the next execution of each saves its definition again."""
+        self._definitions.clear()
+
     def _ended(self, detail: dict[str, Any]) -> None:
         thread = threading.Thread(target=self._save_execution, args=(detail,), daemon=True)
         self._saving.append(thread)
         thread.start()
 
     def _save_execution(self, detail: dict[str, Any]) -> None:
-        sfn = self.stack.client("stepfunctions")
-        events, token = [], None
-        while True:
-            page = sfn.get_execution_history(
-                executionArn=detail["executionArn"], maxResults=1000, **({"nextToken": token} if token else {})
-            )
-            events += page["events"]
-            token = page.get("nextToken")
-            if not token:
-                break
-        described = sfn.describe_execution(executionArn=detail["executionArn"])
-        machine = described["stateMachineArn"]
+        # Straight from the interpreter (seam in moto_internals): through the API, moto's
+        # serializer would spend more of the server's time on each history than the images did.
+        ended = moto_internals.ended_execution(ACCOUNT, REGION, detail["executionArn"])
+        machine = ended["stateMachineArn"]
         if machine not in self._definitions:  # what a later process redrives this execution with
-            definition = sfn.describe_state_machine(stateMachineArn=machine)["definition"]
-            self._definitions[machine] = self.state.save_definition(definition)
-        earlier = self.state.load_execution(described["executionArn"]) or {}
+            definition = self.stack.client("stepfunctions").describe_state_machine(stateMachineArn=machine)
+            self._definitions[machine] = self.state.save_definition(definition["definition"])
+        earlier = self.state.load_execution(ended["executionArn"]) or {}
         self.state.save_execution(
             {
-                "executionArn": described["executionArn"],
-                "stateMachineArn": machine,
-                "name": described["name"],
-                "status": described["status"],
-                "startDate": described["startDate"],
-                "stopDate": described.get("stopDate"),
-                "input": json.loads(described.get("input") or "null"),
-                "output": json.loads(described["output"]) if described.get("output") else None,
-                "error": described.get("error"),
-                "cause": described.get("cause"),
-                "redriveCount": described.get("redriveCount", 0),
-                "redriveDate": described.get("redriveDate"),
+                **ended,
+                "input": json.loads(ended["input"] or "null"),
+                "output": json.loads(ended["output"]) if ended["output"] else None,
                 "replayOf": earlier.get("replayOf"),
                 "definitionHash": self._definitions[machine],
-                "events": events,
             }
         )
 
     def upload(self, key: str, data: bytes) -> None:
         self.stack.client("s3").put_object(Bucket=self.stack.upload_bucket, Key=key, Body=data)
+
+    @property
+    def upload_bucket(self) -> str:
+        return self.stack.upload_bucket
+
+    @property
+    def thumbnail_bucket(self) -> str:
+        return self.stack.thumbnail_bucket
+
+    def client(self, service: str) -> Any:
+        return self.stack.client(service)
+
+    def wait_for_uploads(self, label: str) -> bool:
+        """Wait for every execution started so far, and the FAILED records they send asynchronously."""
+        done = self.wait(self.stack.started_executions, label)
+        if self.stack.runtime is not None:
+            self.stack.runtime.wait_for_async()
+        return done
 
     def wait(self, expected: int, label: str) -> bool:
         with Progress(
@@ -133,17 +147,7 @@ class Session:
 
     def function_report(self) -> dict[str, dict[str, Any]]:
         """Per function, what Lambda's REPORT lines say: invocations and max memory used against MemorySize."""
-        runtime = self.stack.runtime
-        assert runtime is not None
-        return {
-            spec.handler.split(".")[0]: {
-                "function": name,
-                "invocations": runtime.invocations[name],
-                "max_memory_used_mb": round(runtime.peak_memory_mb[name], 1),
-                "memory_size_mb": spec.memory_mb,
-            }
-            for name, spec in runtime.functions.items()
-        }
+        return self.stack.function_report()
 
     def save_records(self) -> list[dict[str, Any]]:
         """Every record, as plain values, written out as ``records.json`` (one item per source_id)."""

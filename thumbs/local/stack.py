@@ -140,8 +140,10 @@ class LocalStack:
         load_execution: moto_internals.LoadExecution | None = None,
         stored_executions: moto_internals.StoredExecutions | None = None,
         store: Store | None = None,
+        code_dir: Path = FUNCTIONS_DIR,
     ) -> None:
         self.template = template
+        self.code_dir = code_dir  # the functions' code, as /var/task on Lambda
         self.state_dir = state_dir
         self.port = port or free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}"
@@ -160,6 +162,7 @@ class LocalStack:
         self._ended = threading.Condition()
         self._clients: dict[tuple[str, str], Any] = {}
         self._clients_lock = threading.Lock()
+        self._session: Any = None
         self.started_executions = 0
         self.ended: list[dict[str, Any]] = []
 
@@ -192,13 +195,19 @@ class LocalStack:
         return f"http://127.0.0.1:{self._private.port}"
 
     def client(self, service: str) -> Any:
-        """One client per service and endpoint, made under a lock: creating boto3 clients is not thread-safe."""
+        """One client per service and endpoint, made under a lock: creating boto3 clients is not thread-safe.
+
+        Every client comes from one boto3 session, whose loader reads endpoints.json and each
+        service model once; a session per client read them again each time (about 0.1 s a client).
+        """
         import boto3
 
         endpoint = self.api_endpoint
         with self._clients_lock:
+            if self._session is None:
+                self._session = boto3.session.Session()
             if (service, endpoint) not in self._clients:
-                self._clients[service, endpoint] = boto3.session.Session().client(
+                self._clients[service, endpoint] = self._session.client(
                     service,
                     endpoint_url=endpoint,
                     region_name=REGION,
@@ -219,14 +228,15 @@ class LocalStack:
             probe.bind(("127.0.0.1", self.port))
 
         os.environ["MOTO_PORT"] = str(self.port)  # moto's interpreter calls Lambda on this port
-        moto_internals.enable_execution()
         self.runtime = LocalLambdaRuntime(
             self._function_specs(),
-            FUNCTIONS_DIR,
+            self.code_dir,
             self._worker_base_environment(),
             self.state_dir / "logs",
             faults=self.faults,
         )
+        self.runtime.warm_up()  # the workers import their handlers while moto imports and deploys
+        moto_internals.enable_execution()
         moto_internals.install(
             invoke=self.runtime.invoke,
             invoke_async=self.runtime.invoke_async,
@@ -260,6 +270,10 @@ class LocalStack:
             status = "200 OK" if self.ready.is_set() else "503 Service Unavailable"
             start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
             return [body]
+        if path == "/_thumbs/status":
+            body = json.dumps(self._status(environ.get("QUERY_STRING", ""))).encode()
+            start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+            return [body]
         if (path == "/_console" or path.startswith("/_console/")) and self.console is not None:
             return self.console(environ, start_response)  # type: ignore[no-any-return]
         refused = self._refused(environ)
@@ -287,6 +301,38 @@ class LocalStack:
         message = f"{operation} is not supported by the local stack; docs/local-api.md lists the operations it supports"
         return moto_internals.not_implemented_response("s3", message)
 
+    def _status(self, query: str) -> dict[str, Any]:
+        """``/_thumbs/status[?ended=N&wait=S]``: executions started and ended, and each function's report.
+
+        With ``ended=N`` it answers once N executions have ended since the stack started (and
+        the asynchronous invocations they caused are done), or after ``wait`` seconds (at most
+        10): a ``thumbs run`` that uses a running ``thumbs serve`` waits on this, not on a poll.
+        """
+        from urllib.parse import parse_qs
+
+        params = {k: v[-1] for k, v in parse_qs(query).items()}
+        if "ended" in params:
+            wait = min(float(params.get("wait", 5)), 10.0)
+            self.wait_for_executions(int(params["ended"]), timeout=wait)
+        with self._ended:
+            ended = len(self.ended)
+        return {"started": self.started_executions, "ended": ended, "functions": self.function_report()}
+
+    def function_report(self) -> dict[str, dict[str, Any]]:
+        """Per function, what Lambda's REPORT lines say: invocations and max memory used against MemorySize."""
+        runtime = self.runtime
+        if runtime is None:
+            return {}
+        return {
+            spec.handler.split(".")[0]: {
+                "function": name,
+                "invocations": runtime.invocations[name],
+                "max_memory_used_mb": round(runtime.peak_memory_mb[name], 1),
+                "memory_size_mb": spec.memory_mb,
+            }
+            for name, spec in runtime.functions.items()
+        }
+
     def deployed(self) -> Any:
         """This stack as ``thumbs --stack`` sees a deployed one: found by its outputs, through the endpoint."""
         import boto3
@@ -300,6 +346,7 @@ class LocalStack:
         """What a client needs to use the stack: its endpoint and the names of its outputs."""
         return {
             "ready": self.ready.is_set(),
+            "pid": os.getpid(),
             "endpoint": self.endpoint,
             "stack": self.stack_name,
             "uploadBucket": self.upload_bucket,
@@ -356,8 +403,14 @@ class LocalStack:
         return specs
 
     # --- deploy: one moto call per template resource -----------------------------------------
-    def deploy(self, before_events: Callable[[LocalStack], None] | None = None) -> None:
-        """Create every resource; ``before_events`` runs after the buckets exist, before S3 notifies."""
+    def deploy(
+        self, before_events: Callable[[LocalStack], None] | None = None, *, register_outputs: bool = True
+    ) -> None:
+        """Create every resource; ``before_events`` runs after the buckets exist, before S3 notifies.
+
+        ``register_outputs=False`` leaves out the CloudFormation stack of outputs (see
+        ``_register_outputs``), for a caller that never looks the stack up by name.
+        """
         s3, dynamodb, events, sfn, sqs, lam, iam = (
             self.client(s) for s in ("s3", "dynamodb", "events", "stepfunctions", "sqs", "lambda", "iam")
         )
@@ -393,7 +446,8 @@ class LocalStack:
             props = self.names.resolve(resource["Properties"])
             events.put_rule(Name=logical, EventPattern=json.dumps(props["EventPattern"]), State="ENABLED")
             events.put_targets(Rule=logical, Targets=[{"Id": t["Id"], "Arn": t["Arn"]} for t in props["Targets"]])
-        self._register_outputs()
+        if register_outputs:
+            self._register_outputs()
         if self.store is not None:  # earlier objects and items are read from disk as needed: nothing to load
             for logical in buckets:
                 moto_internals.store_objects(ACCOUNT, self.names.refs[logical], self.store)
@@ -408,6 +462,42 @@ class LocalStack:
                     Bucket=self.names.refs[logical], NotificationConfiguration={"EventBridgeConfiguration": {}}
                 )
         self._open()
+
+    def update(self, template: dict[str, Any]) -> list[str]:
+        """Take a new synth of the same stack: what a deploy would change in place, changed here.
+
+        State machines get their new definitions; functions their new environment, timeout and
+        memory (with new workers). A resource added or removed is refused with the names: the
+        running stack cannot create or delete resources halfway, so a restart deploys it.
+        """
+        old, new = set(self.template["Resources"]), set(template["Resources"])
+        if old != new:
+            added, removed = sorted(new - old), sorted(old - new)
+            raise ValueError(
+                f"resources added {added or '[]'} and removed {removed or '[]'}: restart thumbs serve to deploy them"
+            )
+        updated = []
+        before = self._function_specs()
+        self.template = template
+        sfn = self.client("stepfunctions")
+        for logical in resources_of_type(template, "AWS::StepFunctions::StateMachine"):
+            definition = json.dumps(definition_of(template, logical, self.names.resolve))
+            arn = self.names.arns[logical]
+            if sfn.describe_state_machine(stateMachineArn=arn)["definition"] != definition:
+                sfn.update_state_machine(stateMachineArn=arn, definition=definition)
+                updated.append(logical)
+        assert self.runtime is not None
+        for name, spec in self._function_specs().items():
+            if before.get(name) != spec:
+                self.client("lambda").update_function_configuration(
+                    FunctionName=name,
+                    Timeout=spec.timeout_seconds,
+                    MemorySize=spec.memory_mb,
+                    Environment={"Variables": spec.environment},
+                )
+                self.runtime.restart(name, spec)
+                updated.append(name)
+        return updated
 
     def _register_outputs(self) -> None:
         """A CloudFormation stack holding only the template's Outputs, resolved to local names.
