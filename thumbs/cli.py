@@ -73,6 +73,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="keep the local stack up for the AWS CLI and boto3")
     serve.add_argument("--port", type=int, default=4566)
     serve.add_argument("--fault", action="append", default=[], help=fault_help)
+    serve.add_argument(
+        "--watch",
+        action="store_true",
+        help="apply edits while it runs: a changed handler or imaging file restarts its functions' workers; "
+        "a changed CDK app (pipeline/, cdk.json) updates the state machines and function settings",
+    )
 
     console_command = commands.add_parser("console", help="serve the local stack and open its web console")
     console_command.add_argument("--port", type=int, default=4566)

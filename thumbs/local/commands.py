@@ -21,8 +21,6 @@ from rich.table import Table
 
 from ..terminal import console, duration, out, parse_since, print_history
 from .lambda_runtime import FaultSwitch
-from .session import Session
-from .stack import LocalStack
 from .state import StateFolder
 
 SKIPPED_SUFFIXES = (".md", ".json", ".txt")  # documentation next to images (e.g. a corpus manifest)
@@ -49,6 +47,7 @@ def files_under(paths: list[Path]) -> list[tuple[str, Path]]:
 
 
 def cmd_run(args: argparse.Namespace, state: StateFolder) -> int:
+    """Upload, wait, write the outputs and summarise: on a running ``thumbs serve`` when there is one."""
     if args.paths:
         files = files_under([Path(p) for p in args.paths])
     else:
@@ -57,24 +56,44 @@ def cmd_run(args: argparse.Namespace, state: StateFolder) -> int:
         files = [(p.name, p) for p in write_samples(state.samples_dir)]
         console.print(f"No PATH given: running on {len(files)} generated samples in {state.samples_dir}")
     started = time.monotonic()
-    with Session(state, faults=FaultSwitch.parse(args.fault)) as session:
+    endpoint = state.serving()
+    if endpoint is not None:
+        if args.fault:
+            raise SystemExit(
+                f"thumbs: a thumbs serve for {state.root} is running ({endpoint}); faults are set when a stack "
+                "starts: stop it, or start it with thumbs serve --fault"
+            )
+        from .served import Served
+
+        console.print(f"Using the running thumbs serve on {endpoint}")
+        stack: Any = Served(endpoint)
+    else:
+        from .session import Session
+
+        stack = Session(state, faults=FaultSwitch.parse(args.fault), outputs=False)
+    with stack:
+        before = stack.function_report()
         with ThreadPoolExecutor(max_workers=8) as pool:
-            list(pool.map(lambda kf: session.upload(kf[0], kf[1].read_bytes()), files))
-        expected = session.stack.started_executions
-        finished = session.wait(expected, f"{len(files)} uploads")
-        session.stack.runtime.wait_for_async()  # FAILED records arrive asynchronously
-        bucket = session.stack.upload_bucket
-        found = (session.record(source_id(bucket, key)) for key in sorted({key for key, _ in files}))
+            list(pool.map(lambda kf: stack.upload(kf[0], kf[1].read_bytes()), files))
+        finished = stack.wait_for_uploads(f"{len(files)} uploads")
+        found = (stack.record(source_id(stack.upload_bucket, key)) for key in sorted({key for key, _ in files}))
         records = [r for r in found if r is not None]
-        _write_outputs(session.stack, records, Path(args.out))
-        report = session.function_report()
+        _write_outputs(stack.client("s3"), stack.thumbnail_bucket, records, Path(args.out))
+        report = _this_run(before, stack.function_report())
         (Path(args.out) / "report.json").write_text(json.dumps({"functions": report}, indent=1))
     elapsed = time.monotonic() - started
     return _summarise(records, report, finished, elapsed, Path(args.out))
 
 
-def _write_outputs(stack: LocalStack, records: list[dict[str, Any]], folder: Path) -> None:
-    s3 = stack.client("s3")
+def _this_run(before: dict[str, dict[str, Any]], after: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Invocations of this run only (a running serve counts from its start); memory is the workers' peak."""
+    return {
+        name: {**now, "invocations": now["invocations"] - before.get(name, {}).get("invocations", 0)}
+        for name, now in after.items()
+    }
+
+
+def _write_outputs(s3: Any, bucket: str, records: list[dict[str, Any]], folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     root = folder.resolve()
 
@@ -83,7 +102,7 @@ def _write_outputs(stack: LocalStack, records: list[dict[str, Any]], folder: Pat
         if not target.resolve().is_relative_to(root):
             return  # a key with '..' in it stays in the bucket; the record still names it
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(s3.get_object(Bucket=stack.thumbnail_bucket, Key=key)["Body"].read())
+        target.write_bytes(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
 
     keys = [thumb["key"] for record in records for thumb in record.get("thumbnails", [])]
     with ThreadPoolExecutor(max_workers=8) as pool:  # the loopback server answers in parallel
@@ -167,6 +186,8 @@ def cmd_replay(args: argparse.Namespace, state: StateFolder) -> int:
     if not targets:
         out.print("Nothing to replay.")
         return 0
+    from .session import Session
+
     with Session(state, faults=FaultSwitch.parse(args.fault)) as session:
         deployed = session.stack.deployed()
         sfn = deployed.client("stepfunctions")
@@ -205,6 +226,7 @@ def _source_id(execution: dict[str, Any]) -> str:
 def cmd_backfill(args: argparse.Namespace, state: StateFolder) -> int:
     """The Backfill on the local stack, through the same code as ``--stack`` (``thumbs/backfill.py``)."""
     from .. import backfill
+    from .session import Session
 
     with Session(state, faults=FaultSwitch.parse(args.fault)) as session:
         summary = backfill.run(session.stack.deployed(), prefix=args.prefix, force=args.all)
@@ -213,6 +235,8 @@ def cmd_backfill(args: argparse.Namespace, state: StateFolder) -> int:
 
 
 def cmd_serve(args: argparse.Namespace, state: StateFolder) -> int:
+    from .session import Session
+
     with Session(state, port=args.port, faults=FaultSwitch.parse(args.fault)) as session:
         stack = session.stack
         aws = f"aws --endpoint-url {stack.endpoint}"
@@ -229,9 +253,20 @@ def cmd_serve(args: argparse.Namespace, state: StateFolder) -> int:
         out.print(f"  {aws} stepfunctions redrive-execution --execution-arn <arn of a FAILED execution>")
         out.print(f"  {aws} dynamodb scan --table-name {stack.table_name}")
         out.print(f"  {aws} s3 ls --recursive s3://{stack.thumbnail_bucket}/")
+        watcher = None
+        if getattr(args, "watch", False):
+            from .watch import Watcher
+
+            watcher = Watcher(session, code_dir=stack.code_dir, say=out.print).start()
+            out.print(f"Watching {stack.code_dir} and the CDK app for changes")
+        state.announce_serve(stack.endpoint)  # thumbs run on this folder now uploads here
         try:
             while True:  # records.json is written out when the stack stops; the store has every record now
                 time.sleep(2)
         except KeyboardInterrupt:
             out.print("Stopping.")
+        finally:
+            state.withdraw_serve()
+            if watcher is not None:
+                watcher.stop()
     return 0

@@ -11,6 +11,7 @@ What a later ``thumbs`` process needs from an earlier one lives here:
       logs/<function>.log      what each local Lambda printed (JSON logs, EMF metrics)
       cache/                   synthesized templates, by source hash
       samples/                 the generated sample images
+      serve.json               while a thumbs serve runs on this folder: its endpoint and process
 
 Nothing here is loaded at start: objects, items and executions are read when a request
 names them, so a folder with 10,000 earlier uploads starts like an empty one.
@@ -51,6 +52,36 @@ class StateFolder:
         self._summaries_cache: dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]]]] = {}
         for folder in (self.executions_dir, self.logs_dir, self.cache_dir, self.definitions_dir):
             folder.mkdir(parents=True, exist_ok=True)
+
+    # a running thumbs serve
+    def announce_serve(self, endpoint: str) -> None:
+        """Say that this process serves the folder: ``thumbs run`` then uploads to it."""
+        (self.root / "serve.json").write_text(json.dumps({"endpoint": endpoint, "pid": os.getpid()}))
+
+    def withdraw_serve(self) -> None:
+        path = self.root / "serve.json"
+        try:
+            if json.loads(path.read_text()).get("pid") == os.getpid():
+                path.unlink()
+        except (FileNotFoundError, ValueError):
+            pass
+
+    def serving(self) -> str | None:
+        """The endpoint of a live ``thumbs serve`` on this folder, or None.
+
+        Live means its process exists and its endpoint answers ready: a serve that was killed
+        leaves its file behind, and a reused port may answer for another stack.
+        """
+        import urllib.request
+
+        try:
+            announced = json.loads((self.root / "serve.json").read_text())
+            os.kill(int(announced["pid"]), 0)
+            with urllib.request.urlopen(announced["endpoint"] + "/_thumbs/ready", timeout=2) as answer:
+                ready = json.loads(answer.read())
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        return str(announced["endpoint"]) if ready.get("ready") and ready.get("pid") == announced["pid"] else None
 
     # executions
     def save_execution(self, execution: dict[str, Any]) -> None:
