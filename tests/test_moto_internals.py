@@ -191,6 +191,70 @@ def test_interpreter_clients_are_reused_and_reach_the_local_endpoint(stack):
         assert other is not first and other.meta.endpoint_url == "http://localhost:1"
 
 
+def test_a_direct_invoke_answers_as_the_invoke_api_does(stack):
+    """Seam 8's direct path: the same fields and payload as Invoke through moto's Lambda API."""
+    record = next(n for n in stack.runtime.functions if "Record" in n)
+    client = stack.client("lambda")
+    for payload in (json.dumps({"status": "MAYBE"}), json.dumps({"status": "MAYBE"}).encode()):
+        direct = moto_internals._AdmittedLambda(client).invoke(FunctionName=record, Payload=payload)
+        api = client.invoke(FunctionName=record, Payload=payload)
+        fields = {k: v for k, v in api.items() if k in ("StatusCode", "FunctionError")}
+        # and ExecutedVersion, which AWS's Invoke returns (moto's leaves it out)
+        assert {k: v for k, v in direct.items() if k != "Payload"} == {**fields, "ExecutedVersion": "$LATEST"}
+        direct_body, api_body = json.loads(direct["Payload"].read()), json.loads(api["Payload"].read())
+        assert direct_body["errorType"] == api_body["errorType"] == "InvalidEvent"
+        assert direct_body["errorMessage"] == api_body["errorMessage"]
+    # a function the runtime does not run still goes to moto's Lambda, and fails as AWS fails it
+    from botocore.exceptions import ClientError
+
+    with pytest.raises(ClientError, match="ResourceNotFoundException"):
+        moto_internals._AdmittedLambda(client).invoke(FunctionName="NotInTheStack", Payload=b"{}")
+
+
+def test_an_ended_execution_read_from_the_interpreter_matches_the_api(stack):
+    """Seam 18: what a saved execution holds is what DescribeExecution and GetExecutionHistory return."""
+    from thumbs.local.stack import ACCOUNT, REGION
+    from thumbs.plain import to_json
+
+    s3, sfn = stack.client("s3"), stack.client("stepfunctions")
+    before = len(stack.ended)
+    s3.put_object(Bucket=stack.upload_bucket, Key="seam18.jpg", Body=encode(photo(64, 48), "JPEG"))
+    s3.put_object(Bucket=stack.upload_bucket, Key="seam18.txt.jpg", Body=b"not an image")
+    assert stack.wait_for_executions(before + 2, timeout=60)
+    for detail in stack.ended[before:]:
+        arn = detail["executionArn"]
+        api = sfn.describe_execution(executionArn=arn)
+        api["events"] = sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
+        ours = moto_internals.ended_execution(ACCOUNT, REGION, arn)
+        assert len(ours["events"]) > 5
+        expected, got = to_json(api), to_json(ours)
+        for field in ours:
+            if field == "redriveCount":
+                assert got[field] == expected.get(field, 0)
+            else:
+                assert got[field] == expected.get(field), field
+    # EventBridge's StartExecution goes to the backend as the API handler does
+    from moto.stepfunctions.responses import StepFunctionResponse
+
+    assert "self.stepfunction_backend.start_execution(" in inspect.getsource(StepFunctionResponse.start_execution)
+
+
+def test_moto_s_ec2_regions_are_those_boto3_lists():
+    """Seam 17: the region list imported through one session is the one three sessions give."""
+    import boto3
+    from moto.ec2.models import availability_zones_and_regions as regions
+
+    assert "Session().get_available_regions(" in inspect.getsource(regions)
+    session = boto3.Session()
+    expected = {
+        *session.get_available_regions("ec2"),
+        *session.get_available_regions("ec2", partition_name="aws-us-gov"),
+        *session.get_available_regions("ec2", partition_name="aws-cn"),
+    }
+    assert expected <= {region.name for region in regions.RegionsAndZonesBackend.regions}
+    assert boto3.Session.get_available_regions.__module__ == "boto3.session"  # put back after the import
+
+
 def test_the_server_seams_build_moto_s_app_with_aws_errors_for_what_it_lacks():
     from moto.moto_server import werkzeug_app
 

@@ -6,7 +6,7 @@ does, or does slowly, is supplied here:
 
 1. Lambda ``Invoke`` would need Docker: it is routed to the local Lambda runtime.
 2. EventBridge cannot deliver to Step Functions or Lambda targets: those targets are
-   delivered here (StartExecution over the public API; Lambda as an async invocation).
+   delivered here (StartExecution as its API handler runs it, 18; Lambda as an async invocation).
 3. S3's EventBridge event has a fixed sequencer, a numeric ``time`` and ``eTag`` spelled
    unlike AWS: the event is built here as AWS sends it, with an increasing sequencer.
 4. Executions do not emit "Step Functions Execution Status Change" events: they are put
@@ -20,7 +20,9 @@ does, or does slowly, is supplied here:
 8. Every Task builds a new boto3 client (service model from JSON, about 35 ms): clients are
    reused per region, service and server port; boto3 clients are thread-safe. A Lambda task
    waits for a free worker of its function (``admitted``) before it sends its Invoke, so
-   queued invocations wait in the interpreter, not as open connections to the server.
+   queued invocations wait in the interpreter, not as open connections to the server. A
+   synchronous Invoke of the stack's own function goes to the local runtime directly,
+   answered as boto3 answers it, instead of as a loopback request through moto's Lambda.
 9. An operation moto does not implement raises NotImplementedError, which the server turns
    into an HTML "500 Internal Server Error" page: it is answered here as AWS answers, an
    error with a code and a message in the service's own protocol (HTTP 501, not retried).
@@ -60,6 +62,14 @@ does, or does slowly, is supplied here:
     gets a UUID as on AWS (moto names every one "None"). A ``.sync`` task waits for the
     child's end (4 signals it) instead of describing it every half second: a backfill's
     hundreds of waiting tasks would otherwise keep the server busy answering them.
+17. Importing the interpreter imports moto's EC2, whose region list asks three new boto3
+    sessions for regions, each parsing endpoints.json again (about 1 s of every start): one
+    session answers them while that module imports.
+18. Saving an ended execution read it through DescribeExecution and GetExecutionHistory,
+    and moto's generic serializer spent more of the server's one GIL on a history than the
+    pipeline's images took: the execution and its events are read from the interpreter's
+    objects, shaped as the API returns them. EventBridge's StartExecution (2) calls the
+    backend as the API handler does, without a loopback request.
 
 moto is pinned (``MOTO_VERSION``); ``tests/test_moto_internals.py`` fails loudly on an
 upgrade that moves any of these seams.
@@ -96,6 +106,7 @@ REDRIVABLE_STATUSES = ("FAILED", "TIMED_OUT", "ABORTED")
 
 _installed: dict[str, Any] = {}
 _awaited_ends: dict[str, threading.Event] = {}  # execution ARN -> set when it ends (16 waits, 4 sets)
+MAX_RESPONSE_BYTES = 6_291_556  # Lambda's synchronous response payload limit
 SYNC_WAIT_SECONDS = 60.0  # a .sync task re-checks this often even unsignalled (the signal comes at the end)
 _sequence = itertools.count(1)
 _sequence_lock = threading.Lock()
@@ -166,13 +177,19 @@ def install(
     load_execution: LoadExecution | None = None,
     stored_executions: StoredExecutions | None = None,
     admitted: Admission | None = None,
+    local_function: Callable[[str], bool] | None = None,
 ) -> None:
-    """Patch the seams. Idempotent: a second call replaces the callbacks."""
+    """Patch the seams. Idempotent: a second call replaces the callbacks.
+
+    ``local_function(name)`` says whether ``invoke`` runs that function: the interpreter then
+    invokes it directly (8) instead of through moto's Lambda API.
+    """
     import contextlib
 
     check_version()
     _installed.update(
         admitted=admitted or (lambda name: contextlib.nullcontext()),
+        local_function=local_function or (lambda name: False),
         invoke=invoke,
         invoke_async=invoke_async,
         start_execution=start_execution,
@@ -323,6 +340,18 @@ def _patch_execution_end() -> None:
     BaseExecutionWorkerCommunication.terminated = terminated
 
 
+def start_execution(account: str, region: str, state_machine_arn: str, name: str, execution_input: str) -> str:
+    """StartExecution as the API handler runs it, without the loopback request: returns the ARN.
+
+    EventBridge's delivery (2) starts one per upload; over HTTP that was a request for the
+    server to parse and serialize and one for this process to sign and read.
+    """
+    from moto.stepfunctions.responses import get_backend
+
+    execution = get_backend(account, region).start_execution(state_machine_arn, name, execution_input)
+    return str(execution.execution_arn)
+
+
 def ended_execution(account: str, region: str, arn: str) -> dict[str, Any]:
     """An execution that ended in this process, as DescribeExecution and GetExecutionHistory return it.
 
@@ -466,7 +495,14 @@ def _patch_interpreter_clients() -> None:
 
 
 class _AdmittedLambda:
-    """The interpreter's Lambda client: Invoke waits for a free worker of the function first."""
+    """The interpreter's Lambda client: Invoke waits for a free worker of the function first.
+
+    A synchronous Invoke of one of the stack's functions goes straight to the local runtime
+    and comes back shaped as boto3 returns it (StatusCode, FunctionError, a readable
+    Payload): over loopback HTTP the same call cost the server a request to parse and
+    answer and this client one to sign and read, five times per upload, for nothing moto's
+    Lambda adds (1 routes its Invoke to the same runtime). Anything else goes over HTTP.
+    """
 
     def __init__(self, client: Any) -> None:
         self._client = client
@@ -474,10 +510,43 @@ class _AdmittedLambda:
     def invoke(self, **parameters: Any) -> Any:
         name = str(parameters.get("FunctionName", "")).rsplit(":", 1)[-1]
         with _installed["admitted"](name):
+            direct = parameters.get("InvocationType", "RequestResponse") == "RequestResponse"
+            if direct and not parameters.get("Qualifier") and _installed["local_function"](name):
+                return _invoke_directly(name, parameters.get("Payload"))
             return self._client.invoke(**parameters)
 
     def __getattr__(self, attribute: str) -> Any:
         return getattr(self._client, attribute)
+
+
+def _invoke_directly(name: str, payload: Any) -> dict[str, Any]:
+    import io
+
+    from botocore.response import StreamingBody
+
+    if payload is None:
+        payload = b"{}"
+    elif isinstance(payload, str):
+        payload = payload.encode()
+    elif not isinstance(payload, bytes):
+        payload = payload.read()
+    result, function_error = _installed["invoke"](name, payload)
+    if len(result) > MAX_RESPONSE_BYTES:  # as Lambda (and moto's Invoke) answers an oversized response
+        function_error = "Unhandled"
+        result = json.dumps(
+            {
+                "errorMessage": "Response payload size exceeded maximum allowed payload size (6291556 bytes).",
+                "errorType": "Function.ResponseSizeTooLarge",
+            }
+        ).encode()
+    response: dict[str, Any] = {
+        "StatusCode": 200,
+        "ExecutedVersion": "$LATEST",
+        "Payload": StreamingBody(io.BytesIO(result), len(result)),
+    }
+    if function_error:
+        response["FunctionError"] = function_error
+    return response
 
 
 # 9. Operations moto does not implement: an AWS error, not an HTML page ------------------------------

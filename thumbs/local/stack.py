@@ -245,6 +245,7 @@ class LocalStack:
             load_execution=self.load_execution,
             stored_executions=self.stored_executions,
             admitted=self.runtime.admitted,
+            local_function=self.runtime.functions.__contains__,
         )
         self._app = moto_internals.server_app()
         self._private = _Server(self._wsgi, 0)
@@ -517,9 +518,7 @@ class LocalStack:
         with self._clients_lock:
             self.started_executions += 1
         # EventBridge names its executions with a UUID; moto would otherwise name every one "None".
-        self.client("stepfunctions").start_execution(
-            stateMachineArn=state_machine_arn, name=str(uuid.uuid4()), input=event_json
-        )
+        moto_internals.start_execution(ACCOUNT, REGION, state_machine_arn, str(uuid.uuid4()), event_json)
 
     def _execution_ended(self, account: str, region: str, detail: dict[str, Any]) -> None:
         if detail["status"] != "SUCCEEDED":
