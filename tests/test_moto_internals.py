@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import io
 import json
 import time
 import uuid
@@ -237,6 +238,76 @@ def test_an_ended_execution_read_from_the_interpreter_matches_the_api(stack):
     from moto.stepfunctions.responses import StepFunctionResponse
 
     assert "self.stepfunction_backend.start_execution(" in inspect.getsource(StepFunctionResponse.start_execution)
+
+
+def test_a_saved_execution_dropped_from_memory_answers_as_before(stack):
+    """Seam 19: once dropped, DescribeExecution, the history and ListExecutions come from the saved file."""
+    from thumbs.local.stack import ACCOUNT, REGION
+
+    saved: dict[str, dict] = {}
+    previous = moto_internals._installed["load_execution"], moto_internals._installed["stored_executions"]
+    moto_internals._installed["load_execution"] = saved.get
+    moto_internals._installed["stored_executions"] = lambda arn: [
+        {k: v for k, v in e.items() if k != "events"} for e in saved.values() if e["stateMachineArn"] == arn
+    ]
+    sfn = stack.client("stepfunctions")
+    try:
+        before = len(stack.ended)
+        stack.client("s3").put_object(Bucket=stack.upload_bucket, Key="seam19.jpg", Body=encode(photo(48, 32), "JPEG"))
+        assert stack.wait_for_executions(before + 1, timeout=60)
+        arn = stack.ended[before]["executionArn"]
+        described = sfn.describe_execution(executionArn=arn)
+        history = sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
+        ended = moto_internals.ended_execution(ACCOUNT, REGION, arn)
+        saved[arn] = {
+            **ended,
+            "input": json.loads(ended["input"]),
+            "output": json.loads(ended["output"]),
+            "definition": sfn.describe_state_machine(stateMachineArn=stack.state_machine_arn)["definition"],
+        }
+        assert moto_internals.forget_execution(ACCOUNT, REGION, arn) is True
+        assert moto_internals.forget_execution(ACCOUNT, REGION, arn) is False  # gone already
+        listed = sfn.list_executions(stateMachineArn=stack.state_machine_arn)["executions"]
+        again = sfn.describe_execution(executionArn=arn)  # restored from "the file"
+        history_again = sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
+    finally:
+        moto_internals._installed["load_execution"], moto_internals._installed["stored_executions"] = previous
+    assert [e["executionArn"] for e in listed].count(arn) == 1
+    for field in ("status", "input", "output", "startDate", "stopDate", "name"):
+        assert again[field] == described[field], field
+    assert [e["type"] for e in history_again] == [e["type"] for e in history]
+
+
+def test_models_and_interpreter_threads_are_not_kept_for_the_life_of_the_process(stack):
+    """Seam 20: moto's instance lists hold weakly; finished interpreter threads are let go."""
+    import gc
+
+    from moto.core.common_models import BaseModel
+    from moto.core.model_instances import model_data
+    from moto.s3.models import FakeKey
+    from moto.stepfunctions.parser.utils import TMP_THREADS
+
+    assert "instances_tracked.append(instance)" in inspect.getsource(BaseModel.__new__)
+    assert "self._value_buffer.close()" in inspect.getsource(FakeKey.dispose)
+    assert isinstance(FakeKey.instances_tracked, moto_internals._WeakInstances)
+    assert all(isinstance(m.instances_tracked, moto_internals._WeakInstances) for m in model_data["s3"].values())
+    gc.collect()
+    alive = len(FakeKey.instances_tracked)
+    made = [FakeKey.__new__(FakeKey) for _ in range(200)]  # as moto makes one per request
+    for key in made:
+        key.disposed, key._value_buffer, key.multipart = False, io.BytesIO(b"x"), None
+    assert len(FakeKey.instances_tracked) == alive + 200 and made[0] in list(FakeKey.instances_tracked)
+    del made, key
+    gc.collect()
+    assert len(FakeKey.instances_tracked) == alive  # moto let go of them, so the list does too
+    before = len(stack.ended)
+    for index in range(3):
+        stack.client("s3").put_object(
+            Bucket=stack.upload_bucket, Key=f"seam20-{index}.jpg", Body=encode(photo(40, 30), "JPEG")
+        )
+    assert stack.wait_for_executions(before + 3, timeout=60)
+    finished = [thread for thread in TMP_THREADS if not thread.is_alive()]
+    assert len(finished) < 30  # at most those of executions still ending, never every one since the start
 
 
 def test_moto_s_ec2_regions_are_those_boto3_lists():

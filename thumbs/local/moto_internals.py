@@ -70,6 +70,13 @@ does, or does slowly, is supplied here:
     pipeline's images took: the execution and its events are read from the interpreter's
     objects, shaped as the API returns them. EventBridge's StartExecution (2) calls the
     backend as the API handler does, without a loopback request.
+19. moto keeps every execution in memory for the life of the process: once saved, an ended
+    one is dropped, and restored from its file when a request names it (12).
+20. moto also keeps every model instance it ever made (``instances_tracked``: each S3 key
+    read or written with its buffer, each item, each execution's copy of its state machine)
+    and every interpreter thread: a run of 1,000 uploads held them all. Model classes track
+    their instances weakly (an S3 key closes its buffer when collected, without moto's
+    warning for keys a reset missed), and finished interpreter threads are let go.
 
 moto is pinned (``MOTO_VERSION``); ``tests/test_moto_internals.py`` fails loudly on an
 upgrade that moves any of these seams.
@@ -336,6 +343,7 @@ def _patch_execution_end() -> None:
             "cause": getattr(execution, "cause", None),
         }
         _installed["execution_ended"](execution.account_id, execution.region_name, detail)
+        _prune_interpreter_threads()  # 20: moto never lets go of a finished one
 
     BaseExecutionWorkerCommunication.terminated = terminated
 
@@ -380,6 +388,88 @@ def ended_execution(account: str, region: str, arn: str) -> dict[str, Any]:
         "redriveDate": _api_date(getattr(execution, "redrive_date", None)),
         "events": [_as_api({**event, "timestamp": _api_date(event["timestamp"])}) for event in events],
     }
+
+
+def forget_execution(account: str, region: str, arn: str) -> bool:
+    """Drop an ended execution from moto's memory, once it is saved; True if it was there.
+
+    moto keeps every execution with its history, environment and a copy of its state
+    machine for the life of the process: a ``thumbs run`` of 1,000 uploads grew from 389 MB
+    to 680 MB. A saved execution is restored from its file when a request names it (12),
+    and ListExecutions lists it from the index, so dropping it changes no answer.
+    """
+    from moto.stepfunctions.responses import get_backend
+
+    backend = get_backend(account, region)
+    with _restore_lock:
+        machine = backend._get_state_machine_for_execution(arn)
+        for execution in list(machine.executions):
+            if execution.execution_arn == arn:
+                if execution.status not in ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"):
+                    return False  # running (or redriven since it was saved): kept
+                machine.executions.remove(execution)
+                return True
+    return False
+
+
+class _WeakInstances:
+    """A model class's ``instances_tracked``, holding its instances weakly (20).
+
+    moto appends every model it creates to its class's list, for its dashboard and to close
+    S3 buffers on reset; nothing removes them, so every S3 key read or written (with its
+    buffer), every DynamoDB item read and every execution's state machine copy stays for the
+    life of the process. Here they go when moto lets go of them; iterating still gives every
+    live one, which is all reset and the dashboard do.
+    """
+
+    def __init__(self, existing: Any = ()) -> None:
+        self._refs: list[Any] = []  # weak references (models need not be hashable: no WeakSet)
+        self._lock = threading.Lock()
+        self._prune_at = 64
+        for instance in existing:
+            self.append(instance)
+
+    def append(self, instance: Any) -> None:
+        import weakref
+
+        try:
+            ref: Any = weakref.ref(instance)
+        except TypeError:  # a model without weak reference support stays, as in moto
+            ref = lambda: instance  # noqa: E731
+        with self._lock:
+            self._refs.append(ref)
+            if len(self._refs) >= self._prune_at:
+                self._refs = [r for r in self._refs if r() is not None]
+                self._prune_at = max(64, 2 * len(self._refs))
+
+    def __iter__(self) -> Any:
+        with self._lock:
+            live = [r() for r in self._refs]
+        return iter([instance for instance in live if instance is not None])
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
+def track_models_weakly() -> None:
+    """Seam 20: every model class known so far tracks its instances weakly; the interpreter's
+    thread list keeps only running threads (pruned as each execution ends, in 4)."""
+    from moto.core.model_instances import model_data
+    from moto.s3.models import FakeKey
+
+    # A key moto let go of is collected now, not at reset: it closes its buffer as it goes,
+    # without the "not disposed of in time" warning meant for keys a reset missed.
+    FakeKey.__del__ = lambda self: self.dispose()
+    for models in model_data.values():
+        for model in models.values():
+            if not isinstance(getattr(model, "instances_tracked", None), _WeakInstances):
+                model.instances_tracked = _WeakInstances(getattr(model, "instances_tracked", ()))  # type: ignore[attr-defined]
+
+
+def _prune_interpreter_threads() -> None:
+    from moto.stepfunctions.parser.utils import TMP_THREADS
+
+    TMP_THREADS[:] = [thread for thread in TMP_THREADS if thread.is_alive()]
 
 
 def _api_date(value: Any) -> datetime.datetime | None:
@@ -1095,6 +1185,7 @@ def _stored_key_class() -> type:
             self._blob_path = None
             FakeKey.value.fset(self, new_value)  # type: ignore[attr-defined]
 
+    StoredKey.instances_tracked = _WeakInstances()  # type: ignore[attr-defined]  # 20: made per read
     return StoredKey
 
 

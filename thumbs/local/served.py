@@ -59,6 +59,13 @@ class Served:
     def function_report(self) -> dict[str, dict[str, Any]]:
         return self._get("/_thumbs/status")["functions"]  # type: ignore[no-any-return]
 
+    def wait_for_room(self, in_flight: int) -> None:
+        """Block while ``in_flight`` executions or more are running on the served stack."""
+        deadline = time.monotonic() + WAIT_SECONDS
+        status = self._get("/_thumbs/status")
+        while status["started"] - status["ended"] >= in_flight and time.monotonic() < deadline:
+            status = self._get(f"/_thumbs/status?ended={status['started'] - in_flight + 1}&wait=2&settle=0")
+
     def wait_for_uploads(self, label: str) -> bool:
         """Wait until every execution started so far has ended (ours, and any that came before them)."""
         status = self._get("/_thumbs/status")

@@ -21,6 +21,8 @@ from .lambda_runtime import FaultSwitch
 from .stack import ACCOUNT, REGION, LocalStack
 from .state import StateFolder
 
+SLOW_EXECUTION_SECONDS = 600.0  # past this, an upload goes ahead anyway: a stuck execution must not stop a run
+
 
 class Session:
     """A deployed local stack bound to the state folder: its store, its executions and records.json."""
@@ -64,7 +66,8 @@ class Session:
             self.record,
             lambda status, offset, limit: state.record_page(self.store, self.stack.table_name, status, offset, limit),
         )
-        self._saving: list[threading.Thread] = []
+        self._saving: list[threading.Thread] = []  # saves still running (finished ones are dropped)
+        self._saving_lock = threading.Lock()
         self._records_exported_at = self.store.item_writes
         self._definitions: dict[str, str] = {}  # state machine ARN -> definition hash, saved once
 
@@ -75,8 +78,7 @@ class Session:
 
     def __exit__(self, *exc: object) -> None:
         try:
-            for thread in self._saving:
-                thread.join()
+            self._join_saving()
             if self.stack.runtime is not None:
                 self.stack.runtime.wait_for_async()  # FAILED records arrive asynchronously
             if self.store.item_writes != self._records_exported_at:
@@ -92,8 +94,15 @@ class Session:
 
     def _ended(self, detail: dict[str, Any]) -> None:
         thread = threading.Thread(target=self._save_execution, args=(detail,), daemon=True)
-        self._saving.append(thread)
-        thread.start()
+        with self._saving_lock:  # started under the lock: a waiter never sees it unstarted
+            thread.start()
+            self._saving = [t for t in self._saving if t.is_alive()] + [thread]
+
+    def _join_saving(self) -> None:
+        with self._saving_lock:
+            pending = list(self._saving)
+        for thread in pending:
+            thread.join()
 
     def _save_execution(self, detail: dict[str, Any]) -> None:
         # Straight from the interpreter (seam in moto_internals): through the API, moto's
@@ -113,6 +122,8 @@ class Session:
                 "definitionHash": self._definitions[machine],
             }
         )
+        # Saved: moto need not hold it any more (a request that names it restores it from the file).
+        moto_internals.forget_execution(ACCOUNT, REGION, ended["executionArn"])
 
     def upload(self, key: str, data: bytes) -> None:
         self.stack.client("s3").put_object(Bucket=self.stack.upload_bucket, Key=key, Body=data)
@@ -128,6 +139,11 @@ class Session:
     def client(self, service: str) -> Any:
         return self.stack.client(service)
 
+    def wait_for_room(self, in_flight: int) -> None:
+        """Block while ``in_flight`` executions or more are running."""
+        room = self.stack.started_executions - in_flight + 1
+        self.stack.wait_for_executions(room, timeout=SLOW_EXECUTION_SECONDS, settle=False)
+
     def wait_for_uploads(self, label: str) -> bool:
         """Wait for every execution started so far, and the FAILED records they send asynchronously."""
         done = self.wait(self.stack.started_executions, label)
@@ -141,8 +157,7 @@ class Session:
         ) as progress:
             task = progress.add_task(label, total=expected)
             done = self.stack.wait_for_executions(expected, progress=lambda n: progress.update(task, completed=n))
-        for thread in self._saving:
-            thread.join()
+        self._join_saving()
         return done
 
     def function_report(self) -> dict[str, dict[str, Any]]:

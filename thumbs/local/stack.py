@@ -257,6 +257,7 @@ class LocalStack:
 
     def _open(self) -> None:
         """The stack is deployed: open the public port, then close the private one."""
+        moto_internals.track_models_weakly()  # every model class the stack uses is imported by now
         self._public = _Server(self._wsgi, self.port)
         self.ready.set()
         if self._private is not None:
@@ -303,7 +304,7 @@ class LocalStack:
         return moto_internals.not_implemented_response("s3", message)
 
     def _status(self, query: str) -> dict[str, Any]:
-        """``/_thumbs/status[?ended=N&wait=S]``: executions started and ended, and each function's report.
+        """``/_thumbs/status[?ended=N&wait=S&settle=0]``: executions started and ended, each function's report.
 
         With ``ended=N`` it answers once N executions have ended since the stack started (and
         the asynchronous invocations they caused are done), or after ``wait`` seconds (at most
@@ -314,7 +315,7 @@ class LocalStack:
         params = {k: v[-1] for k, v in parse_qs(query).items()}
         if "ended" in params:
             wait = min(float(params.get("wait", 5)), 10.0)
-            self.wait_for_executions(int(params["ended"]), timeout=wait)
+            self.wait_for_executions(int(params["ended"]), timeout=wait, settle=params.get("settle") != "0")
         with self._ended:
             ended = len(self.ended)
         return {"started": self.started_executions, "ended": ended, "functions": self.function_report()}
@@ -541,11 +542,17 @@ class LocalStack:
             self._ended.notify_all()
 
     def wait_for_executions(
-        self, count: int, timeout: float | None = None, progress: Callable[[int], None] | None = None
+        self,
+        count: int,
+        timeout: float | None = None,
+        progress: Callable[[int], None] | None = None,
+        *,
+        settle: bool = True,
     ) -> bool:
         """Block until ``count`` executions have ended (since start); False on timeout.
 
         The default timeout grows with the batch: 10 minutes, or 2 s per execution if longer.
+        ``settle`` waits for the asynchronous invocations they caused (FAILED records) too.
         """
         deadline = time.monotonic() + (timeout if timeout is not None else max(600.0, 2.0 * count))
         with self._ended:
@@ -558,7 +565,7 @@ class LocalStack:
                 self._ended.wait(timeout=min(0.5, remaining))
         if progress:
             progress(len(self.ended))
-        if self.runtime is not None:
+        if settle and self.runtime is not None:
             self.runtime.wait_for_async()
         return True
 
