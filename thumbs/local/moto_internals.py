@@ -71,7 +71,8 @@ does, or does slowly, is supplied here:
     objects, shaped as the API returns them. EventBridge's StartExecution (2) calls the
     backend as the API handler does, without a loopback request.
 19. moto keeps every execution in memory for the life of the process: once saved, an ended
-    one is dropped, and restored from its file when a request names it (12).
+    one is dropped, and restored from its file when a request names it (12). One that ran a
+    Distributed Map stays: its Map Runs (DescribeMapRun, ListMapRuns) exist only in memory.
 20. moto also keeps every model instance it ever made (``instances_tracked``: each S3 key
     read or written with its buffer, each item, each execution's copy of its state machine)
     and every interpreter thread: a run of 1,000 uploads held them all. Model classes track
@@ -407,6 +408,9 @@ def forget_execution(account: str, region: str, arn: str) -> bool:
             if execution.execution_arn == arn:
                 if execution.status not in ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"):
                     return False  # running (or redriven since it was saved): kept
+                environment = getattr(execution.exec_worker, "env", None)
+                if environment is not None and environment.map_run_record_pool_manager.get_all():
+                    return False  # a Distributed Map's Map Runs live only here: DescribeMapRun reads them
                 machine.executions.remove(execution)
                 return True
     return False
