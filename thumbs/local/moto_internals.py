@@ -330,19 +330,10 @@ def _patch_execution_end() -> None:
         _redrive_plans.pop(execution.exec_arn, None)
         if (awaited := _awaited_ends.get(execution.exec_arn)) is not None:
             awaited.set()  # a .sync task waiting on this execution (16) resumes now
-        status = execution.exec_status.value if execution.exec_status else "FAILED"
-        detail = {
-            "executionArn": execution.exec_arn,
-            "stateMachineArn": execution.state_machine_arn,
-            "name": execution.name,
-            "status": status,
-            "startDate": int(execution.start_date.timestamp() * 1000),
-            "stopDate": int(execution.stop_date.timestamp() * 1000) if execution.stop_date else None,
-            "input": json.dumps(execution.input_data),
-            "output": json.dumps(execution.output) if execution.output is not None else None,
-            "error": getattr(execution, "error", None),
-            "cause": getattr(execution, "cause", None),
-        }
+        detail = _described(execution)  # as the status-change event carries it: dates in epoch milliseconds
+        for field in ("startDate", "stopDate"):
+            moment = detail[field]
+            detail[field] = int(moment.timestamp()) * 1000 + moment.microsecond // 1000 if moment else None
         _installed["execution_ended"](execution.account_id, execution.region_name, detail)
         _prune_interpreter_threads()  # 20: moto never lets go of a finished one
 
@@ -375,6 +366,16 @@ def ended_execution(account: str, region: str, arn: str) -> dict[str, Any]:
     execution = get_backend(account, region).describe_execution(arn)
     events = execution.to_history_output()["events"]
     return {
+        **_described(execution),
+        "redriveCount": getattr(execution, "redrive_count", 0),
+        "redriveDate": _api_date(getattr(execution, "redrive_date", None)),
+        "events": [_as_api({**event, "timestamp": _api_date(event["timestamp"])}) for event in events],
+    }
+
+
+def _described(execution: Any) -> dict[str, Any]:
+    """What DescribeExecution says of an execution that ended (4's event and 18's save share it)."""
+    return {
         "executionArn": execution.exec_arn,
         "stateMachineArn": execution.state_machine_arn,
         "name": execution.name,
@@ -385,9 +386,6 @@ def ended_execution(account: str, region: str, arn: str) -> dict[str, Any]:
         "output": json.dumps(execution.output) if execution.output is not None else None,
         "error": getattr(execution, "error", None),
         "cause": getattr(execution, "cause", None),
-        "redriveCount": getattr(execution, "redrive_count", 0),
-        "redriveDate": _api_date(getattr(execution, "redrive_date", None)),
-        "events": [_as_api({**event, "timestamp": _api_date(event["timestamp"])}) for event in events],
     }
 
 
@@ -406,7 +404,7 @@ def forget_execution(account: str, region: str, arn: str) -> bool:
         machine = backend._get_state_machine_for_execution(arn)
         for execution in list(machine.executions):
             if execution.execution_arn == arn:
-                if execution.status not in ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"):
+                if execution.status not in ("SUCCEEDED", *REDRIVABLE_STATUSES):
                     return False  # running (or redriven since it was saved): kept
                 environment = getattr(execution.exec_worker, "env", None)
                 if environment is not None and environment.map_run_record_pool_manager.get_all():
@@ -480,11 +478,8 @@ def _api_date(value: Any) -> datetime.datetime | None:
     """A date as boto3 returns it: aware, whole milliseconds (the API sends epoch milliseconds)."""
     if value is None:
         return None
-    if isinstance(value, str):
-        value = datetime.datetime.fromisoformat(value)
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=datetime.UTC)
-    return value.replace(microsecond=value.microsecond // 1000 * 1000)
+    moment = _parse_date(value)
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
 
 
 def _as_api(value: Any) -> Any:
