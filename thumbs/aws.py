@@ -71,6 +71,14 @@ class DeployedStack:
             raise LookupError(f"stack {name!r} has no output {', '.join(missing)}: is it this pipeline's stack?")
         return cls(name, outputs, session, endpoint_url)
 
+    @classmethod
+    def local(cls, name: str, endpoint_url: str, region: str) -> DeployedStack:
+        """The local stack served at ``endpoint_url`` (any credentials do), found as a deployed one is."""
+        import boto3
+
+        session = boto3.Session(aws_access_key_id="local", aws_secret_access_key="local", region_name=region)
+        return cls.find(name, session, endpoint_url=endpoint_url)
+
     @property
     def state_machine_arn(self) -> str:
         return self.outputs["StateMachineArn"]

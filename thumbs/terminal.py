@@ -17,6 +17,15 @@ console = Console(stderr=True)  # progress and problems
 out = Console(width=None if sys.stdout.isatty() else 160)  # results
 
 
+def progress(label: str) -> Any:
+    """The bar a command shows while it waits for executions: label, bar, done/total, time taken."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(
+        TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=False
+    )
+
+
 def parse_since(text: str) -> timedelta:
     """``30m``, ``24h``, ``7d``: how far back ``--since`` looks."""
     units = {"m": "minutes", "h": "hours", "d": "days"}

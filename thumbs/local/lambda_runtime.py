@@ -242,8 +242,8 @@ class LocalLambdaRuntime:
     def restart(self, name: str, spec: FunctionSpec | None = None) -> None:
         """New workers for ``name`` (with ``spec``'s configuration when given): the next invocation runs new code.
 
-        Idle workers stop now and one new worker starts importing at once; a worker busy with
-        an invocation finishes it on the old code and then stops instead of going back idle.
+        Idle workers stop now and as many new ones (at least one) start importing at once; a worker
+        busy with an invocation finishes it on the old code and then stops instead of going back idle.
         """
         with self._lock:
             if spec is not None:

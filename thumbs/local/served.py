@@ -13,12 +13,9 @@ import time
 import urllib.request
 from typing import Any
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from ..aws import DeployedStack, record_lookup
+from ..terminal import progress
 
-from ..plain import from_dynamodb
-from ..terminal import console
-
-REGION = "us-east-1"
 WAIT_SECONDS = 600.0  # as long as a run's own stack waits for a small batch
 
 
@@ -28,15 +25,12 @@ class Served:
     def __init__(self, endpoint: str) -> None:
         self.endpoint = endpoint
         described = self._get("/_thumbs/ready")
-        self.upload_bucket = str(described["uploadBucket"])
-        self.thumbnail_bucket = str(described["thumbnailBucket"])
-        self.table_name = str(described["recordsTable"])
+        # found by its outputs, as thumbs --stack finds a deployed stack (serve registers them)
+        self.deployed = DeployedStack.local(described["stack"], endpoint, described["region"])
+        self.upload_bucket = self.deployed.outputs["UploadBucketName"]
+        self.thumbnail_bucket = self.deployed.outputs["ThumbnailBucketName"]
         self._clients: dict[str, Any] = {}
-        import boto3
-
-        self._session = boto3.session.Session(
-            aws_access_key_id="local", aws_secret_access_key="local", region_name=REGION
-        )
+        self.record = record_lookup(self.deployed, self.client("dynamodb"))
 
     def __enter__(self) -> Served:
         return self
@@ -50,7 +44,7 @@ class Served:
 
     def client(self, service: str) -> Any:
         if service not in self._clients:
-            self._clients[service] = self._session.client(service, endpoint_url=self.endpoint)
+            self._clients[service] = self.deployed.client(service)
         return self._clients[service]
 
     def upload(self, key: str, data: bytes) -> None:
@@ -71,17 +65,9 @@ class Served:
         status = self._get("/_thumbs/status")
         target, first = int(status["started"]), int(status["ended"])
         deadline = time.monotonic() + WAIT_SECONDS
-        with Progress(
-            TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=False
-        ) as progress:
-            task = progress.add_task(label, total=target - first, completed=0)
+        with progress(label) as bar:
+            task = bar.add_task(label, total=target - first, completed=0)
             while status["ended"] < target and time.monotonic() < deadline:
                 status = self._get(f"/_thumbs/status?ended={target}&wait=2")
-                progress.update(task, completed=min(status["ended"], target) - first)
+                bar.update(task, completed=min(status["ended"], target) - first)
         return bool(status["ended"] >= target)
-
-    def record(self, source_id: str) -> dict[str, Any] | None:
-        item = self.client("dynamodb").get_item(
-            TableName=self.table_name, Key={"source_id": {"S": source_id}}, ConsistentRead=True
-        )
-        return from_dynamodb(item["Item"]) if "Item" in item else None

@@ -12,10 +12,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
 from ..template import load_template
-from ..terminal import console
+from ..terminal import progress
 from . import moto_internals
 from .lambda_runtime import FaultSwitch
 from .stack import ACCOUNT, REGION, LocalStack
@@ -152,11 +150,9 @@ class Session:
         return done
 
     def wait(self, expected: int, label: str) -> bool:
-        with Progress(
-            TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=False
-        ) as progress:
-            task = progress.add_task(label, total=expected)
-            done = self.stack.wait_for_executions(expected, progress=lambda n: progress.update(task, completed=n))
+        with progress(label) as bar:
+            task = bar.add_task(label, total=expected)
+            done = self.stack.wait_for_executions(expected, progress=lambda n: bar.update(task, completed=n))
         self._join_saving()
         return done
 

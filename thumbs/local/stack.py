@@ -267,14 +267,15 @@ class LocalStack:
     def _wsgi(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         """moto, and under ``/_thumbs/`` the stack's own answers (no S3 bucket name can start with ``_``)."""
         path = environ.get("PATH_INFO", "")
-        if path == "/_thumbs/ready":
-            body = json.dumps(self.describe() if self.ready.is_set() else {"ready": False}).encode()
-            status = "200 OK" if self.ready.is_set() else "503 Service Unavailable"
+        if path in ("/_thumbs/ready", "/_thumbs/status"):
+            if path == "/_thumbs/status":
+                answer, status = self._status(environ.get("QUERY_STRING", "")), "200 OK"
+            elif self.ready.is_set():
+                answer, status = self.describe(), "200 OK"
+            else:
+                answer, status = {"ready": False}, "503 Service Unavailable"
+            body = json.dumps(answer).encode()
             start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
-            return [body]
-        if path == "/_thumbs/status":
-            body = json.dumps(self._status(environ.get("QUERY_STRING", ""))).encode()
-            start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
             return [body]
         if (path == "/_console" or path.startswith("/_console/")) and self.console is not None:
             return self.console(environ, start_response)  # type: ignore[no-any-return]
@@ -337,12 +338,9 @@ class LocalStack:
 
     def deployed(self) -> Any:
         """This stack as ``thumbs --stack`` sees a deployed one: found by its outputs, through the endpoint."""
-        import boto3
-
         from ..aws import DeployedStack
 
-        session = boto3.Session(aws_access_key_id="local", aws_secret_access_key="local", region_name=REGION)
-        return DeployedStack.find(self.stack_name, session, endpoint_url=self.endpoint)
+        return DeployedStack.local(self.stack_name, self.endpoint, REGION)
 
     def describe(self) -> dict[str, Any]:
         """What a client needs to use the stack: its endpoint and the names of its outputs."""
@@ -350,6 +348,7 @@ class LocalStack:
             "ready": self.ready.is_set(),
             "pid": os.getpid(),
             "endpoint": self.endpoint,
+            "region": REGION,
             "stack": self.stack_name,
             "uploadBucket": self.upload_bucket,
             "thumbnailBucket": self.thumbnail_bucket,
