@@ -222,11 +222,7 @@ class Backfill(Construct):
             result_writer_v2=ResultsUnderPrefix(bucket=thumbnails, prefix=BACKFILL_RESULTS_PREFIX.rstrip("/")),
             map_execution_type=sfn.StateMachineType.STANDARD,
             label="Backfill",
-        ).item_processor(
-            plan_task.next(images).next(tally).next(outcome),
-            mode=sfn.ProcessorMode.DISTRIBUTED,
-            execution_type=sfn.ProcessorType.STANDARD,
-        )
+        ).item_processor(plan_task.next(images).next(tally).next(outcome))
         self.state_machine = sfn.StateMachine(
             self,
             "StateMachine",

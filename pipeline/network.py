@@ -48,6 +48,8 @@ class Network(Construct):
         region = Stack.of(self).region
         self.prefix_list_lookups = []
         egress = []
+        # The lookups share CDK's one provider function; its log group keeps the stack's retention.
+        lookup_logs = logs.LogGroup(self, "PrefixListLookupLogs", retention=log_retention)
         for name, service in (("S3", "s3"), ("DynamoDB", "dynamodb")):
             lookup = cr.AwsCustomResource(
                 self,
@@ -65,6 +67,7 @@ class Network(Construct):
                     [iam.PolicyStatement(actions=["ec2:DescribeManagedPrefixLists"], resources=["*"])]
                 ),
                 install_latest_aws_sdk=False,
+                log_group=lookup_logs,
             )
             self.prefix_list_lookups.append(lookup)
             egress.append(

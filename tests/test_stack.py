@@ -24,13 +24,14 @@ def machine_by_output(template: dict[str, Any], output: str) -> dict[str, Any]:
     return template["Resources"][template["Outputs"][output]["Value"]["Ref"]]["Properties"]
 
 
-PREFIX_LIST_PROVIDER = "AWS679f53fac002430cb0da5b7982bd2287"  # CDK's AwsCustomResource singleton
+# CDK's AwsCustomResource singleton, and the provider of the default security group's restriction.
+DEPLOY_TIME_PROVIDERS = ("AWS679f53fac002430cb0da5b7982bd2287", "CustomVpcRestrictDefaultSGCustomResourceProvider")
 
 
 def lambda_functions(template):
-    """The pipeline's own functions (not CDK's deploy-time custom-resource provider)."""
+    """The pipeline's own functions (not CDK's deploy-time custom-resource providers, which run Node)."""
     found = resources_of_type(template, "AWS::Lambda::Function")
-    return {name: f for name, f in found.items() if not name.startswith(PREFIX_LIST_PROVIDER)}
+    return {name: f for name, f in found.items() if f["Properties"]["Runtime"].startswith("python")}
 
 
 # --- the state machine ----------------------------------------------------------------------
@@ -181,10 +182,12 @@ def test_s3_and_dynamodb_gateway_endpoints(template):
 def test_every_function_runs_in_the_isolated_subnets(template):
     functions = lambda_functions(template)
     assert len(functions) == 4  # validate, resize, record and the Backfill's plan
-    # The only other function is the provider that looks up prefix lists at deploy time
-    # (no S3-notification custom resource: EventBridge is switched on by a property).
-    others = set(resources_of_type(template, "AWS::Lambda::Function")) - set(functions)
-    assert len(others) == 1 and next(iter(others)).startswith(PREFIX_LIST_PROVIDER)
+    # The only others are CDK's deploy-time providers: the prefix-list lookup and the one that
+    # empties the VPC's default security group (feature flag restrictDefaultSecurityGroup). No
+    # S3-notification custom resource: EventBridge is switched on by a property.
+    others = sorted(set(resources_of_type(template, "AWS::Lambda::Function")) - set(functions))
+    assert len(others) == 2
+    assert others[0].startswith(DEPLOY_TIME_PROVIDERS[0]) and others[1].startswith(DEPLOY_TIME_PROVIDERS[1])
     for name, function in functions.items():
         vpc = function["Properties"]["VpcConfig"]
         assert vpc["SubnetIds"] and vpc["SecurityGroupIds"], name
@@ -205,6 +208,33 @@ def test_prefix_lists_are_looked_up_by_name_for_the_deploy_region(template):
     calls = json.dumps([r["Properties"] for r in lookups.values()])
     assert len(lookups) == 2 and "describeManagedPrefixLists" in calls
     assert "com.amazonaws." in calls and ".s3" in calls and ".dynamodb" in calls
+
+
+def test_the_vpcs_default_security_group_is_emptied(template):
+    """Nothing uses the default group; with no rules, nothing placed in it by mistake can talk."""
+    (restriction,) = resources_of_type(template, "Custom::VpcRestrictDefaultSG").values()
+    (vpc,) = resources_of_type(template, "AWS::EC2::VPC")
+    assert restriction["Properties"]["DefaultSecurityGroupId"] == {"Fn::GetAtt": [vpc, "DefaultSecurityGroup"]}
+
+
+def test_cdk_json_sets_every_feature_flag_cdk_recommends():
+    """What ``cdk init`` would write for the installed aws-cdk-lib; an upgrade that adds flags fails here.
+
+    The reasons each flag that changes our template was kept are in docs/architecture.md.
+    """
+    import tarfile
+    from pathlib import Path
+
+    import aws_cdk
+
+    (bundle,) = (Path(aws_cdk.__file__).parent / "_jsii").glob("aws-cdk-lib@*.jsii.tgz")
+    with tarfile.open(bundle) as archive:
+        recommended = json.load(archive.extractfile("package/recommended-feature-flags.json"))
+    context = json.loads((Path(__file__).resolve().parent.parent / "cdk.json").read_text())["context"]
+    missing = sorted(flag for flag in recommended if flag not in context)
+    assert not missing, f"cdk.json lacks recommended feature flags: {missing}"
+    differing = {flag: context[flag] for flag, value in recommended.items() if context[flag] != value}
+    assert not differing, f"cdk.json sets these flags away from CDK's recommendation: {differing}"
 
 
 # --- storage --------------------------------------------------------------------------------
