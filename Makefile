@@ -12,7 +12,14 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
 	touch $@
 
-install: $(VENV)/.installed
+# checkov, the outside validator the tests run on the template, pins boto3 1.35 and networkx<2.7:
+# it gets a venv of its own, and nothing of it reaches the project's venv or the Lambda bundles.
+$(VENV)/checkov/.installed: constraints-checkov.txt $(VENV)/.installed
+	$(PYTHON) -m venv $(VENV)/checkov
+	$(VENV)/checkov/bin/pip install --quiet --disable-pip-version-check -c constraints-checkov.txt checkov
+	touch $@
+
+install: $(VENV)/.installed $(VENV)/checkov/.installed
 
 # The pipeline on this machine: the synthesized template on moto, the handlers in local Lambda workers.
 run: install

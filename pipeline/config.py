@@ -27,12 +27,28 @@ LOG_RETENTION_NAMES = {
 
 @dataclass(frozen=True)
 class FunctionSizing:
-    """Memory and timeout of one function; see docs/performance.md (Memory) for where they come from."""
+    """Memory and timeout of one function; see docs/performance.md (Memory) for where they come from.
+
+    ``reserved_concurrency`` caps the function and sets that much of the account's concurrency
+    aside for it (docs/bursts.md): a burst of uploads then throttles inside the pipeline, where
+    the throttle retrier absorbs it, instead of taking the whole account. Unset: the function
+    shares the account's unreserved pool, which deploys in any account.
+    """
 
     memory_mb: int
     timeout_seconds: int
+    reserved_concurrency: int | None = None
 
     def __post_init__(self) -> None:
+        if self.reserved_concurrency is not None and (
+            not isinstance(self.reserved_concurrency, int)
+            or isinstance(self.reserved_concurrency, bool)
+            or self.reserved_concurrency < 1
+        ):
+            raise ConfigError(
+                f"reserved_concurrency: {self.reserved_concurrency!r} is not a whole number of at least 1 "
+                "(leave it out to share the account's pool; 0 would stop the function)"
+            )
         if not isinstance(self.memory_mb, int) or not 128 <= self.memory_mb <= 10240:
             raise ConfigError(f"memory_mb: {self.memory_mb!r} is not from 128 to 10240 (Lambda's range)")
         if not isinstance(self.timeout_seconds, int) or not 1 <= self.timeout_seconds <= 900:
@@ -165,7 +181,10 @@ class PipelineConfig:
             for name in ("validate", "resize", "record", "plan"):
                 if name in values:
                     default = getattr(cls(), name)
-                    merged = {"memory_mb": default.memory_mb, "timeout_seconds": default.timeout_seconds}
+                    merged: dict[str, Any] = {
+                        "memory_mb": default.memory_mb,
+                        "timeout_seconds": default.timeout_seconds,
+                    }
                     merged.update(_object(values[name], name))
                     values[name] = FunctionSizing(**merged)
             if "key_suffixes" in values:

@@ -11,6 +11,7 @@ import json
 from aws_cdk import Duration
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from .bundling import function_code
@@ -32,13 +33,16 @@ class Functions(Construct):
         network: Network,
         environment: dict[str, str],
         log_retention: logs.RetentionDays,
+        dead_letters: sqs.IQueue,
     ) -> None:
         super().__init__(scope, construct_id)
         # arm64 (Graviton): about 20% less per GB-second than x86_64 and as fast for Pillow's
         # SIMD paths; every dependency ships manylinux aarch64 wheels.
         architecture = lambda_.Architecture.ARM_64 if config.architecture == "arm64" else lambda_.Architecture.X86_64
 
-        def make(name: str, sizing: FunctionSizing, extra: dict[str, str] | None = None) -> lambda_.Function:
+        def make(
+            name: str, sizing: FunctionSizing, extra: dict[str, str] | None = None, **options: object
+        ) -> lambda_.Function:
             log_group = logs.LogGroup(self, f"{name.capitalize()}Logs", retention=log_retention)
             return lambda_.Function(
                 self,
@@ -49,6 +53,7 @@ class Functions(Construct):
                 code=function_code(name, config.architecture),
                 memory_size=sizing.memory_mb,
                 timeout=Duration.seconds(sizing.timeout_seconds),
+                reserved_concurrent_executions=sizing.reserved_concurrency,
                 vpc=network.vpc,
                 vpc_subnets=network.subnets,
                 security_groups=[network.security_group],
@@ -61,11 +66,15 @@ class Functions(Construct):
                     "THUMBNAIL_SETTINGS": config.imaging.to_json(),
                     **(extra or {}),
                 },
+                **options,
             )
 
         self.validate = make("validate", config.validate)
         self.resize = make("resize", config.resize)
-        self.record = make("record", config.record)
+        # Record is also invoked asynchronously, by the rule on failed executions: an event that
+        # still fails after Lambda's two retries goes to the dead-letter queue, not nowhere.
+        # (The others are only invoked synchronously by Step Functions, which sees every error.)
+        self.record = make("record", config.record, dead_letter_queue=dead_letters)
         # The upload rule's key filter, so a backfill leaves alone what an upload would not start.
         self.plan = make(
             "plan",

@@ -45,14 +45,13 @@ class Observability(Construct):
         dead_letters: sqs.Queue,
         upload_rule: events.Rule,
         settings: AlarmSettings,
+        key: kms.IKey,
     ) -> None:
         super().__init__(scope, construct_id)
+        # The stack's own key, not alias/aws/sns: that AWS-managed key's policy cannot be changed,
+        # so CloudWatch could not encrypt an alarm's message and the page would never arrive.
         self.topic = sns.Topic(
-            self,
-            "Alarms",
-            display_name="Thumbnail pipeline alarms",
-            enforce_ssl=True,
-            master_key=kms.Alias.from_alias_name(self, "SnsKey", "alias/aws/sns"),
+            self, "Alarms", display_name="Thumbnail pipeline alarms", enforce_ssl=True, master_key=key
         )
         if settings.email:
             self.topic.add_subscription(subscriptions.EmailSubscription(settings.email))

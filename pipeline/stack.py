@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import Acknowledgment, Aws, CfnOutput, Duration, Fn, Stack, Validations
+from aws_cdk import Acknowledgment, Aws, CfnOutput, Duration, Fn, RemovalPolicy, Stack, Validations
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
@@ -20,6 +21,7 @@ from awsio import FAILED_STATUSES, INTERMEDIATE_PREFIX, OBJECT_CREATED, OBJECT_D
 from constructs import Construct
 
 from .backfill import Backfill
+from .checkov import answer_checkov_findings
 from .config import LOG_RETENTION_NAMES, PipelineConfig
 from .functions import METRICS_NAMESPACE, Functions
 from .network import Network
@@ -45,6 +47,17 @@ class ThumbnailStack(Stack):
         super().__init__(scope, construct_id, **kwargs)
         retention = logs.RetentionDays[LOG_RETENTION_NAMES[config.log_retention_days]]
         storage = Storage(self, "Storage")
+        self.messages_key = self._messages_key()
+        # Events EventBridge could not deliver, and failure notices Record could not write.
+        self.dead_letters = sqs.Queue(
+            self,
+            "DeadLetters",
+            encryption=sqs.QueueEncryption.KMS,
+            encryption_master_key=self.messages_key,
+            data_key_reuse=Duration.minutes(5),  # SQS's default, written down: fewer KMS calls in a storm
+            enforce_ssl=True,
+            retention_period=Duration.days(14),
+        )
         network = Network(self, "Network", log_retention=retention)
         functions = Functions(
             self,
@@ -52,6 +65,7 @@ class ThumbnailStack(Stack):
             config=config,
             network=network,
             log_retention=retention,
+            dead_letters=self.dead_letters,
             environment={
                 "SOURCE_BUCKET": storage.source.bucket_name,
                 "THUMBNAIL_BUCKET": storage.thumbnails.bucket_name,
@@ -60,6 +74,8 @@ class ThumbnailStack(Stack):
             },
         )
         self._grant_least_privilege(storage, functions)
+        # Lambda writes Record's dead letters with Record's own role, into a queue under our key.
+        self.messages_key.grant(functions.record, "kms:GenerateDataKey", "kms:Decrypt")
 
         express = config.workflow_type == "EXPRESS"
         pipeline_logs = logs.LogGroup(self, "PipelineLogs", retention=retention)
@@ -98,13 +114,6 @@ class ThumbnailStack(Stack):
             logs=sfn.LogOptions(destination=backfill_logs, level=sfn.LogLevel.ERROR, include_execution_data=True),
         )
 
-        self.dead_letters = sqs.Queue(
-            self,
-            "DeadLetters",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            retention_period=Duration.days(14),
-        )
         # Both rules deliver alike: retried for a day, then kept in the dead-letter queue.
         delivery: dict[str, Any] = {
             "dead_letter_queue": self.dead_letters,
@@ -146,6 +155,7 @@ class ThumbnailStack(Stack):
             dead_letters=self.dead_letters,
             upload_rule=upload_rule,
             settings=config.alarms,
+            key=self.messages_key,
         )
         # What `thumbs --stack NAME` reads, and what an operator needs first: names and links.
         console = f"https://{Aws.REGION}.console.aws.amazon.com"
@@ -172,6 +182,35 @@ class ThumbnailStack(Stack):
             CfnOutput(self, name, value=value, description=description)
         self._acknowledge_nag_findings(storage, network, functions)
         self._acknowledge_backfill_findings(storage, functions)
+        answer_checkov_findings(self, storage)
+
+    def _messages_key(self) -> kms.Key:
+        """The key of the dead-letter queue and the alarm topic: what the services that write them may do.
+
+        AWS-managed keys (alias/aws/sqs, alias/aws/sns) have fixed policies that EventBridge and
+        CloudWatch are not in, so an encrypted dead-letter queue or alarm topic needs a key of our
+        own. EventBridge encrypts undeliverable events into the queue and CloudWatch encrypts alarm
+        messages to the topic, each only for this account. People and ``thumbs drain-dlq`` get
+        decrypt through IAM (the key policy trusts the account, CDK's default).
+        """
+        key = kms.Key(
+            self,
+            "MessagesKey",
+            description="Thumbnail pipeline: the dead-letter queue and the alarm topic",
+            enable_key_rotation=True,
+            removal_policy=RemovalPolicy.DESTROY,  # it encrypts only 14-day messages and transient pages
+            pending_window=Duration.days(7),
+        )
+        for service in ("events.amazonaws.com", "cloudwatch.amazonaws.com"):
+            key.add_to_resource_policy(
+                iam.PolicyStatement(
+                    actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+                    principals=[iam.ServicePrincipal(service)],
+                    resources=["*"],  # in a key policy, "*" is this key
+                    conditions={"StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID}},
+                )
+            )
+        return key
 
     def _grant_least_privilege(self, storage: Storage, functions: Functions) -> None:
         """Exact actions on exact resources; no wildcard actions anywhere."""

@@ -27,7 +27,9 @@ class Storage(Construct):
 
     def __init__(self, scope: Construct, construct_id: str) -> None:
         super().__init__(scope, construct_id)
-        self.access_logs = _private_bucket(self, "AccessLogs")
+        # Versioned: a log object deleted or overwritten by mistake stays recoverable. S3 writes each
+        # log object once, so this keeps no second copy of anything in normal operation.
+        self.access_logs = _private_bucket(self, "AccessLogs", versioned=True)
         self.source = _private_bucket(
             self, "Uploads", server_access_logs_bucket=self.access_logs, server_access_logs_prefix="uploads/"
         )

@@ -9,6 +9,7 @@
 Error model:
 * Lambda service errors and our ``TransientError`` are retried with capped, fully jittered
   exponential backoff; timeouts and out-of-memory get one more try. Rejections never retry.
+* Lambda throttles have a retrier of their own, long enough to outlast a burst (``THROTTLE_RETRY``).
 * Rejections (a bad image) are caught and recorded as REJECTED; the execution SUCCEEDS,
   because a bad upload is a handled outcome, not an outage.
 * Anything else is deliberately NOT caught: the execution fails at the state that failed,
@@ -32,10 +33,16 @@ LAMBDA_SERVICE_ERRORS = (
     "Lambda.ServiceException",
     "Lambda.AWSLambdaException",
     "Lambda.SdkClientException",
-    "Lambda.TooManyRequestsException",
     "Lambda.ClientExecutionTimeoutException",
 )
 TRANSIENT_ERRORS = (*LAMBDA_SERVICE_ERRORS, TransientError.__name__)
+# A throttle is Lambda saying "not now", not "broken": a burst of uploads past the account's (or a
+# function's reserved) concurrency throttles for as long as the backlog takes to drain, minutes
+# for tens of thousands of uploads. Its own retrier waits that out: attempts spread by full
+# jitter over about 12.5 minutes on average (25 at most), where the transient policy gives up
+# within 15 s. `thumbs burst` simulates a burst against this policy; docs/bursts.md has the figures.
+THROTTLE = "Lambda.TooManyRequestsException"
+THROTTLE_RETRY = {"interval_seconds": 1, "backoff_rate": 2.0, "max_delay_seconds": 60, "max_attempts": 30}
 # A function timeout or an out-of-memory kill may be a passing slowness; a second try is cheap.
 RUNTIME_ERRORS = ("Sandbox.Timedout", "States.Timeout", "Runtime.OutOfMemory")
 
@@ -52,6 +59,14 @@ def invoke(
         payload_response_only=True,
         retry_on_service_exceptions=False,
         **kwargs,
+    )
+    task.add_retry(
+        errors=[THROTTLE],
+        interval=Duration.seconds(THROTTLE_RETRY["interval_seconds"]),
+        backoff_rate=THROTTLE_RETRY["backoff_rate"],
+        max_attempts=THROTTLE_RETRY["max_attempts"],
+        max_delay=Duration.seconds(THROTTLE_RETRY["max_delay_seconds"]),
+        jitter_strategy=sfn.JitterType.FULL,
     )
     task.add_retry(
         errors=list(TRANSIENT_ERRORS),

@@ -10,7 +10,7 @@ from awsio import CAUGHT_REJECTIONS
 from imaging import ConfigError
 
 from pipeline.stack import key_filter
-from pipeline.workflow import LAMBDA_SERVICE_ERRORS
+from pipeline.workflow import LAMBDA_SERVICE_ERRORS, THROTTLE
 from thumbs.template import resources_of_type
 
 
@@ -64,10 +64,15 @@ def test_every_task_retries_service_and_transient_errors_with_full_jitter(defini
     tasks = all_tasks(definition)
     assert set(tasks) == {"Validate", "Resize", "Record", "RecordRejected", "Forget"}
     for name, task in tasks.items():
-        first = task["Retry"][0]
-        assert set(LAMBDA_SERVICE_ERRORS) | {"TransientError"} == set(first["ErrorEquals"]), name
-        assert first["JitterStrategy"] == "FULL" and first["MaxDelaySeconds"] > 0, name
-        assert first["IntervalSeconds"] >= 1 and first["BackoffRate"] >= 1 and first["MaxAttempts"] >= 2, name
+        throttle, transient = task["Retry"][:2]
+        assert set(LAMBDA_SERVICE_ERRORS) | {"TransientError"} == set(transient["ErrorEquals"]), name
+        assert THROTTLE not in LAMBDA_SERVICE_ERRORS
+        assert transient["JitterStrategy"] == "FULL" and transient["MaxDelaySeconds"] > 0, name
+        assert transient["IntervalSeconds"] >= 1 and transient["BackoffRate"] >= 1 and transient["MaxAttempts"] >= 2
+        # Throttles first, with their own budget: a burst must drain, not fail (docs/bursts.md).
+        assert throttle["ErrorEquals"] == [THROTTLE] and throttle["JitterStrategy"] == "FULL", name
+        assert throttle["MaxAttempts"] > 3 * transient["MaxAttempts"], name
+        assert throttle["MaxDelaySeconds"] >= 60 > transient["MaxDelaySeconds"], name
         retried = {error for retrier in task["Retry"] for error in retrier["ErrorEquals"]}
         assert not retried & set(CAUGHT_REJECTIONS), f"{name} retries a rejection"
         assert "States.ALL" not in retried, name
@@ -148,16 +153,31 @@ def test_key_filters(prefix, suffixes, expected):
     assert key_filter(prefix, suffixes) == expected
 
 
-def test_key_filters_reach_the_rule():
+def test_key_filters_and_reserved_concurrency_reach_the_template():
     from pipeline.app import build_app
 
-    _, stack = build_app(
-        context={"aws:cdk:bundling-stacks": [], "thumbnails": {"key_prefix": "in/", "key_suffixes": [".jpg"]}}
-    )
+    settings = {"key_prefix": "in/", "key_suffixes": [".jpg"], "resize": {"reserved_concurrency": 300}}
+    _, stack = build_app(context={"aws:cdk:bundling-stacks": [], "thumbnails": settings})
     from aws_cdk.assertions import Template
 
-    rule = rules(Template.from_stack(stack).to_json())["aws.s3"]
+    template = Template.from_stack(stack).to_json()
+    rule = rules(template)["aws.s3"]
     assert rule["EventPattern"]["detail"]["object"] == {"key": [{"wildcard": "in/*.jpg"}]}
+    functions = {name[len("Functions") : -8]: f for name, f in lambda_functions(template).items()}
+    assert functions["Resize"]["Properties"]["ReservedConcurrentExecutions"] == 300
+    assert "ReservedConcurrentExecutions" not in functions["Validate"]["Properties"]
+    # checkov's function-concurrency finding is skipped only where nothing is reserved
+    skips = {name: f.get("Metadata", {}).get("checkov", {}).get("skip", []) for name, f in functions.items()}
+    skipped = {name: {skip["id"] for skip in found} for name, found in skips.items()}
+    assert "CKV_AWS_115" in skipped["Validate"] and "CKV_AWS_115" not in skipped["Resize"]
+
+
+@pytest.mark.parametrize("bad", [0, -1, 2.5, True, "10"])
+def test_reserved_concurrency_must_be_a_positive_whole_number(bad):
+    from pipeline.config import PipelineConfig
+
+    with pytest.raises(ConfigError, match="reserved_concurrency"):
+        PipelineConfig.from_context({"resize": {"reserved_concurrency": bad}})
 
 
 # --- network --------------------------------------------------------------------------------
@@ -323,6 +343,10 @@ def test_least_privilege_per_function(template):
         ("s3:GetObject", "thumbnails/*"),  # HEAD before publishing or removing a thumbnail; copy source
         ("s3:PutObject", "thumbnails/*"),  # publishing copies staged thumbnails into place
         ("s3:DeleteObject", "thumbnails/*"),
+        # its asynchronous events (failure notices) that still fail go to the DLQ, under the stack's key
+        ("sqs:SendMessage", "dead-letter queue"),
+        ("kms:GenerateDataKey", "messages key"),
+        ("kms:Decrypt", "messages key"),
     }
     assert grants("Plan") == {("dynamodb:BatchGetItem", "table")}  # it only reads records; the Backfill acts
 
@@ -339,7 +363,8 @@ def test_work_in_progress_expires_staged_thumbnails_outlive_the_redrive_window(t
 
 def _where(resource) -> str:
     """A policy resource as 'uploads/*', 'thumbnails/_work/*' or 'table' (anything else: its JSON)."""
-    names = {"StorageUploads": "uploads", "StorageThumbnails": "thumbnails", "StorageRecords": "table"}
+    names = {"StorageUploads": "uploads", "StorageThumbnails": "thumbnails", "StorageRecords": "table",
+             "DeadLetters": "dead-letter queue", "MessagesKey": "messages key"}  # fmt: skip
     if "Fn::GetAtt" in resource:
         logical = resource["Fn::GetAtt"][0]
         return next((name for prefix, name in names.items() if logical.startswith(prefix)), json.dumps(resource))
