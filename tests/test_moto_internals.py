@@ -212,6 +212,32 @@ def test_a_direct_invoke_answers_as_the_invoke_api_does(stack):
         moto_internals._AdmittedLambda(client).invoke(FunctionName="NotInTheStack", Payload=b"{}")
 
 
+def test_a_throttled_invoke_answers_as_lambda_does_on_each_path(stack):
+    """Seams 1 and 8 at a concurrency limit: the API answers 429 TooManyRequestsException with its
+    reason; the interpreter's direct path fails the task with the error Step Functions names it by."""
+    import dataclasses
+
+    from botocore.exceptions import ClientError
+
+    record = next(n for n in stack.runtime.functions if "Record" in n)
+    spec = stack.runtime.functions[record]
+    client = stack.client("lambda")
+    stack.runtime.functions[record] = dataclasses.replace(spec, reserved_concurrency=0)  # Lambda: throttle all
+    try:
+        with pytest.raises(ClientError) as raised:
+            client.invoke(FunctionName=record, Payload=b"{}")
+        error = raised.value.response
+        assert error["Error"]["Code"] == "TooManyRequestsException"
+        assert error["ResponseMetadata"]["HTTPStatusCode"] == 429
+        assert error["Reason"] == "ReservedFunctionConcurrentInvocationLimitExceeded"
+        direct = moto_internals._AdmittedLambda(client).invoke(FunctionName=record, Payload=b"{}")
+        assert direct["FunctionError"] == "Unhandled"
+        body = json.loads(direct["Payload"].read())
+        assert body["errorType"] == "Lambda.TooManyRequestsException" and "Rate Exceeded" in body["errorMessage"]
+    finally:
+        stack.runtime.functions[record] = spec
+
+
 def test_an_ended_execution_read_from_the_interpreter_matches_the_api(stack):
     """Seam 18: what a saved execution holds is what DescribeExecution and GetExecutionHistory return."""
     from thumbs.local.stack import ACCOUNT, REGION

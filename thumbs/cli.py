@@ -1,6 +1,6 @@
 """``thumbs``: run the synthesized pipeline on this machine, inspect its executions, replay failures.
 
-    thumbs run [PATH ...] [--out DIR] [--fault FUNCTION=KIND[:N]]
+    thumbs run [PATH ...] [--out DIR] [--fault FUNCTION=KIND[:N]] [--concurrency N]
     thumbs executions [--status S]
     thumbs history EXECUTION
     thumbs replay EXECUTION ... | --failed [--since 24h]
@@ -40,11 +40,16 @@ def build_parser() -> argparse.ArgumentParser:
         "inject a fault: FUNCTION=KIND[:COUNT][@SKIP], KIND one of transient, throttle, timeout, oom; "
         "SKIP invocations pass first (repeatable)"
     )
+    concurrency_help = (
+        "the account's Lambda concurrency limit, as on AWS: an invocation past it (or past a function's "
+        "ReservedConcurrentExecutions) is throttled, and the throttle retrier takes over (default: no limit)"
+    )
 
     run = commands.add_parser("run", help="upload images and run the pipeline on them")
     run.add_argument("paths", nargs="*", help="files or folders (default: generated samples)")
     run.add_argument("--out", default="thumbs-out", help="where thumbnails and records.jsonl go (default: thumbs-out)")
     run.add_argument("--fault", action="append", default=[], help=fault_help)
+    run.add_argument("--concurrency", type=int, metavar="N", help=concurrency_help)
 
     executions = commands.add_parser("executions", help="list executions, newest last")
     executions.add_argument("--status", choices=["RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"])
@@ -73,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="keep the local stack up for the AWS CLI and boto3")
     serve.add_argument("--port", type=int, default=4566)
     serve.add_argument("--fault", action="append", default=[], help=fault_help)
+    serve.add_argument("--concurrency", type=int, metavar="N", help=concurrency_help)
     serve.add_argument(
         "--watch",
         action="store_true",
@@ -83,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     console_command = commands.add_parser("console", help="serve the local stack and open its web console")
     console_command.add_argument("--port", type=int, default=4566)
     console_command.add_argument("--fault", action="append", default=[], help=fault_help)
+    console_command.add_argument("--concurrency", type=int, metavar="N", help=concurrency_help)
     console_command.set_defaults(open_browser=True)
 
     drain = commands.add_parser("drain-dlq", help="with --stack: start what dead-lettered events should have started")
@@ -111,6 +118,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         FaultSwitch.parse(getattr(args, "fault", []))
     except ValueError as exc:
         parser.error(str(exc))
+    if (getattr(args, "concurrency", None) or 1) < 1:
+        parser.error("--concurrency must be at least 1")
     if args.command == "drain-dlq" and not args.stack:
         parser.error("drain-dlq needs --stack: the local stack delivers events without a queue")
     if args.stack and args.command not in (*STACK_COMMANDS, "cost"):

@@ -29,3 +29,11 @@ def allocate(event, context):
 
 def fail(event, context):
     raise ValueError("boom")
+
+
+def touch(event, context):
+    from pathlib import Path
+
+    with Path(event["path"]).open("a") as out:
+        out.write(f"{time.time()}\n")
+    return {"touched": event["path"]}

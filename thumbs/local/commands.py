@@ -62,10 +62,10 @@ def cmd_run(args: argparse.Namespace, state: StateFolder) -> int:
     started = time.monotonic()
     endpoint = state.serving()
     if endpoint is not None:
-        if args.fault:
+        if args.fault or args.concurrency:
             raise SystemExit(
-                f"thumbs: a thumbs serve for {state.root} is running ({endpoint}); faults are set when a stack "
-                "starts: stop it, or start it with thumbs serve --fault"
+                f"thumbs: a thumbs serve for {state.root} is running ({endpoint}); faults and the concurrency "
+                "limit are set when a stack starts: stop it, or start it with thumbs serve --fault/--concurrency"
             )
         from .served import Served
 
@@ -74,7 +74,7 @@ def cmd_run(args: argparse.Namespace, state: StateFolder) -> int:
     else:
         from .session import Session
 
-        stack = Session(state, faults=FaultSwitch.parse(args.fault), outputs=False)
+        stack = Session(state, faults=FaultSwitch.parse(args.fault), outputs=False, concurrency=args.concurrency)
     with stack:
         before = stack.function_report()
 
@@ -95,9 +95,9 @@ def cmd_run(args: argparse.Namespace, state: StateFolder) -> int:
 
 
 def _this_run(before: dict[str, dict[str, Any]], after: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Invocations of this run only (a running serve counts from its start); memory is the workers' peak."""
+    """Invocations and throttles of this run only (a running serve counts from its start); memory is the peak."""
     return {
-        name: {**now, "invocations": now["invocations"] - before.get(name, {}).get("invocations", 0)}
+        name: {**now, **{n: now.get(n, 0) - before.get(name, {}).get(n, 0) for n in ("invocations", "throttles")}}
         for name, now in after.items()
     }
 
@@ -140,7 +140,9 @@ def _summarise(
             reasons.add_row(record["key"][:80], record["status"], error.get("code", ""), error.get("message", "")[:120])
         out.print(reasons)
     usage = ", ".join(
-        f"{name} {r['invocations']}x, max {r['max_memory_used_mb']:.0f}/{r['memory_size_mb']} MB"
+        f"{name} {r['invocations']}x"
+        + (f" ({r['throttles']} throttled)" if r.get("throttles") else "")
+        + f", max {r['max_memory_used_mb']:.0f}/{r['memory_size_mb']} MB"
         for name, r in report.items()
     )
     out.print(f"Lambda: {usage}")
@@ -246,7 +248,7 @@ def cmd_backfill(args: argparse.Namespace, state: StateFolder) -> int:
 def cmd_serve(args: argparse.Namespace, state: StateFolder) -> int:
     from .session import Session
 
-    with Session(state, port=args.port, faults=FaultSwitch.parse(args.fault)) as session:
+    with Session(state, port=args.port, faults=FaultSwitch.parse(args.fault), concurrency=args.concurrency) as session:
         stack = session.stack
         aws = f"aws --endpoint-url {stack.endpoint}"
         # The port opened only now, with the stack deployed: whoever waited for it can upload.

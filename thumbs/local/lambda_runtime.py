@@ -6,6 +6,12 @@ and stays warm. An invocation that outlives the function's Timeout is killed and
 as ``Sandbox.Timedout``; a worker whose peak resident memory passes MemorySize is killed
 and reported as ``Runtime.OutOfMemory``. Either way only the worker dies, never the runner.
 Invocations run concurrently, so Map iterations and separate uploads use every core.
+
+Concurrency is limited as Lambda limits it. A function with ``ReservedConcurrentExecutions``
+runs at most that many invocations at once; the others share the account's limit (``thumbs
+run --concurrency N``) minus what is reserved. An invocation past its limit is not queued: it
+is refused at once with Lambda's throttle error (``Throttled``), as on AWS, and the caller
+retries it, Step Functions by the task's retrier, an asynchronous event by Lambda's own queue.
 """
 
 from __future__ import annotations
@@ -37,6 +43,21 @@ class FunctionSpec:
     environment: dict[str, str]
     timeout_seconds: int
     memory_mb: int
+    reserved_concurrency: int | None = None  # ReservedConcurrentExecutions; None shares the account's pool
+
+
+class Throttled(Exception):
+    """Lambda's TooManyRequestsException: the function or the account is at its concurrency limit."""
+
+    def __init__(self, name: str, reason: str) -> None:
+        self.reason = reason  # ReservedFunctionConcurrentInvocationLimitExceeded | ConcurrentInvocationLimitExceeded
+        super().__init__(f"Rate Exceeded. {name}: {reason}")
+
+
+THROTTLE_ERROR = "Lambda.TooManyRequestsException"  # the error Step Functions reports for a throttled Invoke
+# Lambda keeps a throttled asynchronous event and retries it, without counting an attempt, for up to 6 hours.
+ASYNC_THROTTLE_MAX_AGE_SECONDS = 6 * 3600
+ASYNC_THROTTLE_MAX_BACKOFF_SECONDS = 30
 
 
 @dataclass
@@ -95,7 +116,7 @@ def _fault_error(kind: str, spec: FunctionSpec, request_id: str) -> bytes:
     if kind == "transient":
         return lambda_error("TransientError", "injected transient fault (local fault switch)")
     if kind == "throttle":
-        return lambda_error("Lambda.TooManyRequestsException", "Rate Exceeded. (injected by the local fault switch)")
+        return lambda_error(THROTTLE_ERROR, "Rate Exceeded. (injected by the local fault switch)")
     if kind == "timeout":
         return _timeout_error(spec, request_id)
     return _oom_error(request_id)
@@ -199,7 +220,12 @@ class LocalLambdaRuntime:
         log_dir: Path,
         faults: FaultSwitch | None = None,
         max_workers_per_function: int | None = None,
+        account_concurrency: int | None = None,
     ) -> None:
+        """``account_concurrency``: the account's limit (None: no limit but the machine).
+
+        ValueError when the functions' reserved concurrency leaves nothing of it for the others.
+        """
         self.functions = functions
         self.code_dir = code_dir
         self.base_environment = base_environment
@@ -218,6 +244,11 @@ class LocalLambdaRuntime:
         self.invocations: dict[str, int] = {name: 0 for name in functions}
         # The highest resident memory any worker of each function reached (Lambda's "Max Memory Used").
         self.peak_memory_mb: dict[str, float] = {name: 0.0 for name in functions}
+        self.account_concurrency = account_concurrency
+        self._running: dict[str, int] = {name: 0 for name in functions}  # invocations in flight
+        self.throttles: dict[str, int] = {name: 0 for name in functions}
+        self.peak_concurrency = 0  # the most invocations in flight at once, over all functions
+        self._check_reservations()
         log_dir.mkdir(parents=True, exist_ok=True)
 
     def environment_for(self, spec: FunctionSpec) -> dict[str, str]:
@@ -275,20 +306,64 @@ class LocalLambdaRuntime:
                 self._idle[name].append(worker)
 
     def admitted(self, name: str) -> Any:
-        """Hold while a state machine task invokes ``name``: at most as many as it has workers."""
+        """Hold while a state machine task invokes ``name``: at most as many as it has workers.
+
+        Under an account limit nothing waits here: every Invoke meets the limit at once and a
+        refused one is throttled, as on AWS, so the throttle retrier is what a burst exercises.
+        """
         import contextlib
 
+        if self.account_concurrency is not None:
+            return contextlib.nullcontext()
         return self._admission.get(name) or contextlib.nullcontext()
 
+    def _check_reservations(self) -> None:
+        reserved = {n: s.reserved_concurrency for n, s in self.functions.items() if s.reserved_concurrency is not None}
+        if self.account_concurrency is not None and sum(reserved.values()) >= self.account_concurrency:
+            raise ValueError(
+                f"the template reserves {sum(reserved.values())} concurrent executions "
+                f"({', '.join(f'{n}: {r}' for n, r in sorted(reserved.items()))}), which leaves nothing of an "
+                f"account concurrency of {self.account_concurrency} for the other functions"
+            )
+
+    def _enter(self, name: str) -> None:
+        """Count one invocation of ``name`` in flight, or raise Throttled past its limit (hold the lock)."""
+        reserved = self.functions[name].reserved_concurrency
+        if reserved is not None:
+            if self._running[name] >= reserved:
+                raise Throttled(name, "ReservedFunctionConcurrentInvocationLimitExceeded")
+        elif self.account_concurrency is not None:
+            unreserved = [n for n, s in self.functions.items() if s.reserved_concurrency is None]
+            pool = self.account_concurrency - sum(s.reserved_concurrency or 0 for s in self.functions.values())
+            if sum(self._running[n] for n in unreserved) >= pool:
+                raise Throttled(name, "ConcurrentInvocationLimitExceeded")
+        self._running[name] += 1
+        self.peak_concurrency = max(self.peak_concurrency, sum(self._running.values()))
+
     def invoke(self, name: str, payload: bytes) -> tuple[bytes, str | None]:
-        """Synchronous Invoke: (payload, FunctionError) exactly as Lambda returns them."""
+        """Synchronous Invoke: (payload, FunctionError) exactly as Lambda returns them.
+
+        Raises Throttled when ``name`` is at its concurrency limit (Lambda answers 429; no attempt is counted).
+        """
         spec = self.functions[name]
         request_id = str(uuid.uuid4())
         with self._lock:
+            try:
+                self._enter(name)
+            except Throttled:
+                self.throttles[name] += 1
+                raise
             self.invocations[name] += 1
-        fault = self.faults.take(name, spec.handler.split(".")[0])  # "resize" names the resize function
-        if fault:
-            return _fault_error(fault, spec, request_id), "Unhandled"
+        try:
+            fault = self.faults.take(name, spec.handler.split(".")[0])  # "resize" names the resize function
+            if fault:
+                return _fault_error(fault, spec, request_id), "Unhandled"
+            return self._run(name, spec, payload, request_id)
+        finally:
+            with self._lock:
+                self._running[name] -= 1
+
+    def _run(self, name: str, spec: FunctionSpec, payload: bytes, request_id: str) -> tuple[bytes, str | None]:
         with self._slots[name]:
             with self._lock:
                 worker = self._idle[name].pop() if self._idle[name] else None
@@ -318,14 +393,27 @@ class LocalLambdaRuntime:
             return lambda_error("Runtime.ExitError", f"RequestId: {request_id} Error: Runtime exited"), "Unhandled"
 
     def invoke_async(self, name: str, payload: bytes, retries: int = 2) -> None:
-        """Event invocation: returns at once; retried twice on error, as Lambda retries async events."""
+        """Event invocation: returns at once; retried twice on error, as Lambda retries async events.
+
+        A throttled event waits and tries again without using an attempt, as Lambda's event
+        queue does for up to six hours.
+        """
 
         def run() -> None:
-            for _ in range(retries + 1):
+            attempts, waited, backoff = 0, 0.0, 1.0
+            while attempts <= retries:
                 try:
                     _, error = self.invoke(name, payload)
+                except Throttled:
+                    if waited >= ASYNC_THROTTLE_MAX_AGE_SECONDS:
+                        return
+                    time.sleep(backoff)
+                    waited += backoff
+                    backoff = min(backoff * 2, ASYNC_THROTTLE_MAX_BACKOFF_SECONDS)
+                    continue
                 except RuntimeError:  # a worker that would not start: Lambda retries that too
                     error = "Runtime.ExitError"
+                attempts += 1
                 if error is None:
                     return
 

@@ -95,6 +95,8 @@ from typing import Any
 
 import moto
 
+from .lambda_runtime import THROTTLE_ERROR, Throttled, lambda_error
+
 MOTO_VERSION = "5.2.5"
 
 # (payload, function_error) -> what Lambda's Invoke returns: FunctionError "Unhandled" on failure.
@@ -232,13 +234,26 @@ def _patch_lambda_invoke() -> None:
     ) -> bytes:
         fn = self.get_function(function_name, qualifier)
         payload = body if isinstance(body, bytes) else (body or "{}").encode()
-        result, function_error = _installed["invoke"](fn.function_name, payload)
+        try:
+            result, function_error = _installed["invoke"](fn.function_name, payload)
+        except Throttled as exc:  # Lambda's 429, which boto3 raises as TooManyRequestsException
+            raise _too_many_requests(str(exc), exc.reason) from None
         if function_error:
             response_headers["x-amz-function-error"] = function_error
         response_headers["Content-Length"] = str(len(result))
         return result
 
     LambdaBackend.invoke = invoke
+
+
+def _too_many_requests(message: str, reason: str) -> Exception:
+    """Lambda's throttle answer: HTTP 429 TooManyRequestsException, with the reason in the body as Lambda sends it."""
+    from moto.core.exceptions import JsonRESTError
+
+    error = JsonRESTError("TooManyRequestsException", message)
+    error.code = 429
+    error.description = json.dumps({"Type": "User", "message": message, "Reason": reason})
+    return error
 
 
 # 2. EventBridge targets: Step Functions and Lambda -------------------------------------------
@@ -619,7 +634,10 @@ def _invoke_directly(name: str, payload: Any) -> dict[str, Any]:
         payload = payload.encode()
     elif not isinstance(payload, bytes):
         payload = payload.read()
-    result, function_error = _installed["invoke"](name, payload)
+    try:
+        result, function_error = _installed["invoke"](name, payload)
+    except Throttled as exc:  # the task fails with the error Step Functions names a throttled Invoke by
+        result, function_error = lambda_error(THROTTLE_ERROR, str(exc)), "Unhandled"
     if len(result) > MAX_RESPONSE_BYTES:  # as Lambda (and moto's Invoke) answers an oversized response
         function_error = "Unhandled"
         result = json.dumps(

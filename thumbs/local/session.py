@@ -34,11 +34,13 @@ class Session:
         template: dict[str, Any] | None = None,
         outputs: bool = True,
         code_dir: Path | None = None,
+        concurrency: int | None = None,
     ) -> None:
         """``template`` replaces the project's (tests deploy a changed cdk.json this way); default: load it.
 
         ``outputs=False`` skips the CloudFormation stack that lets ``thumbs --stack`` code find
         this one (about 1 s of moto imports): ``thumbs run`` reaches its own stack directly.
+        ``concurrency`` is the account's Lambda concurrency limit (``--concurrency``).
         """
         self.state = state
         self.outputs = outputs
@@ -49,6 +51,7 @@ class Session:
             state.root,
             port=port,
             faults=faults,
+            concurrency=concurrency,
             on_execution_end=self._ended,
             load_execution=state.load_execution,
             stored_executions=state.execution_summaries,

@@ -135,6 +135,7 @@ class LocalStack:
         *,
         port: int | None = None,
         faults: FaultSwitch | None = None,
+        concurrency: int | None = None,
         stack_name: str = STACK_NAME,
         on_execution_end: Callable[[dict[str, Any]], None] | None = None,
         load_execution: moto_internals.LoadExecution | None = None,
@@ -150,6 +151,7 @@ class LocalStack:
         self.names = physical_names(template, stack_name)
         self.stack_name = stack_name
         self.faults = faults or FaultSwitch()
+        self.concurrency = concurrency  # the account's Lambda concurrency limit; None: the machine's
         self.on_execution_end = on_execution_end
         self.load_execution = load_execution
         self.stored_executions = stored_executions
@@ -234,6 +236,7 @@ class LocalStack:
             self._worker_base_environment(),
             self.state_dir / "logs",
             faults=self.faults,
+            account_concurrency=self.concurrency,
         )
         self.runtime.warm_up()  # the workers import their handlers while moto imports and deploys
         moto_internals.enable_execution()
@@ -322,7 +325,7 @@ class LocalStack:
         return {"started": self.started_executions, "ended": ended, "functions": self.function_report()}
 
     def function_report(self) -> dict[str, dict[str, Any]]:
-        """Per function, what Lambda's REPORT lines say: invocations and max memory used against MemorySize."""
+        """Per function, what Lambda's REPORT lines and metrics say: invocations, throttles, max memory used."""
         runtime = self.runtime
         if runtime is None:
             return {}
@@ -330,6 +333,7 @@ class LocalStack:
             spec.handler.split(".")[0]: {
                 "function": name,
                 "invocations": runtime.invocations[name],
+                "throttles": runtime.throttles[name],
                 "max_memory_used_mb": round(runtime.peak_memory_mb[name], 1),
                 "memory_size_mb": spec.memory_mb,
             }
@@ -400,6 +404,9 @@ class LocalStack:
                 environment={k: str(v) for k, v in environment.items()},
                 timeout_seconds=int(props.get("Timeout", 3)),
                 memory_mb=int(props.get("MemorySize", 128)),
+                reserved_concurrency=(
+                    int(props["ReservedConcurrentExecutions"]) if "ReservedConcurrentExecutions" in props else None
+                ),
             )
         return specs
 
