@@ -8,6 +8,7 @@
     thumbs serve [--port P]
     thumbs console [--port P]
     thumbs cost --images N [--avg-mp M] | --backfill N
+    thumbs burst [--uploads N] [--seconds S] [--concurrency C]
 
 Every command that runs the pipeline deploys the same CloudFormation template ``cdk deploy``
 would, on moto, with the handler code run by the local Lambda runtime (``thumbs/local/``).
@@ -16,7 +17,7 @@ With ``--stack NAME`` (and ``--profile``/``--region`` or the usual AWS environme
 (``thumbs/aws.py``).
 
 This module only parses arguments and hands over: each engine is imported when a command
-needs it, so ``thumbs cost`` never loads moto and ``--stack`` never starts a local stack.
+needs it, so ``thumbs cost`` and ``thumbs burst`` never load moto and ``--stack`` never starts a local stack.
 """
 
 from __future__ import annotations
@@ -103,6 +104,18 @@ def build_parser() -> argparse.ArgumentParser:
     cost.add_argument("--avg-mp", type=float, default=12.0, help="average megapixels per image (default 12)")
     cost.add_argument("--retries", type=float, default=0.0, help="average retried tasks per image (default 0)")
     cost.add_argument("--prices", help="a JSON file overriding prices (see thumbs/prices.json)")
+
+    burst = commands.add_parser(
+        "burst", help="simulate a burst of uploads on AWS against Lambda's concurrency: what fails, how long it drains"
+    )
+    burst.add_argument("--uploads", type=int, default=50_000, help="uploads in the burst (default 50,000)")
+    burst.add_argument("--seconds", type=float, default=60.0, help="over how many seconds they arrive (default 60)")
+    burst.add_argument(
+        "--concurrency", type=int, default=1000, help="the account's Lambda concurrency (default 1,000, AWS's default)"
+    )
+    burst.add_argument("--avg-mp", type=float, default=12.0, help="average megapixels per image (default 12)")
+    burst.add_argument("--seed", type=int, default=1, help="the jitter's random seed (default 1)")
+    burst.add_argument("--prices", help="a JSON file overriding prices (see thumbs/prices.json)")
     return parser
 
 
@@ -118,11 +131,11 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         FaultSwitch.parse(getattr(args, "fault", []))
     except ValueError as exc:
         parser.error(str(exc))
-    if (getattr(args, "concurrency", None) or 1) < 1:
+    if args.command != "burst" and (getattr(args, "concurrency", None) or 1) < 1:
         parser.error("--concurrency must be at least 1")
     if args.command == "drain-dlq" and not args.stack:
         parser.error("drain-dlq needs --stack: the local stack delivers events without a queue")
-    if args.stack and args.command not in (*STACK_COMMANDS, "cost"):
+    if args.stack and args.command not in (*STACK_COMMANDS, "cost", "burst"):
         parser.error(f"{args.command} runs locally; --stack works with {', '.join(STACK_COMMANDS)}")
     return args
 
@@ -139,6 +152,10 @@ def main(argv: list[str] | None = None) -> int:
             from .cost import cmd_cost
 
             return cmd_cost(args, out, StateFolder(state_root(args.state)).cache_dir)
+        if args.command == "burst":
+            from .burst import cmd_burst
+
+            return cmd_burst(args, out, StateFolder(state_root(args.state)).cache_dir)
         if args.stack:
             from . import aws
 
