@@ -39,10 +39,11 @@ TRANSIENT_ERRORS = (*LAMBDA_SERVICE_ERRORS, TransientError.__name__)
 # A throttle is Lambda saying "not now", not "broken": a burst of uploads past the account's (or a
 # function's reserved) concurrency throttles for as long as the backlog takes to drain, minutes
 # for tens of thousands of uploads. Its own retrier waits that out: attempts spread by full
-# jitter over about 12.5 minutes on average (25 at most), where the transient policy gives up
-# within 15 s. `thumbs burst` simulates a burst against this policy; docs/bursts.md has the figures.
+# jitter over about 27 minutes on average (55 at most), where the transient policy gives up
+# within 15 s. Unused, the budget costs nothing; `thumbs burst` simulates a burst against it,
+# and docs/bursts.md has the figures that sized it.
 THROTTLE = "Lambda.TooManyRequestsException"
-THROTTLE_RETRY = {"interval_seconds": 1, "backoff_rate": 2.0, "max_delay_seconds": 60, "max_attempts": 30}
+THROTTLE_RETRY = {"interval_seconds": 1, "backoff_rate": 2.0, "max_delay_seconds": 60, "max_attempts": 60}
 # A function timeout or an out-of-memory kill may be a passing slowness; a second try is cheap.
 RUNTIME_ERRORS = ("Sandbox.Timedout", "States.Timeout", "Runtime.OutOfMemory")
 
