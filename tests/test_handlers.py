@@ -181,6 +181,45 @@ def test_s3_throttling_is_a_retryable_error(aws):
         validate(event, s3, SETTINGS, SOURCE, THUMBS)
 
 
+def dependency_fault(kind: str, service: str) -> Exception:
+    """What S3 or DynamoDB answers when it throttles, fails inside, times out or drops the connection."""
+    from botocore.exceptions import EndpointConnectionError, ReadTimeoutError
+
+    codes = {"s3": ("SlowDown", 503, "InternalError"), "dynamodb": ("ProvisionedThroughputExceededException", 400,
+                                                                     "InternalServerError")}  # fmt: skip
+    throttle, throttle_status, internal = codes[service]
+    if kind == "throttle":
+        return ClientError({"Error": {"Code": throttle}, "ResponseMetadata": {"HTTPStatusCode": throttle_status}}, "x")
+    if kind == "5xx":
+        return ClientError({"Error": {"Code": internal}, "ResponseMetadata": {"HTTPStatusCode": 500}}, "x")
+    if kind == "timeout":
+        return ReadTimeoutError(endpoint_url=f"https://{service}.us-east-1.amazonaws.com")
+    return EndpointConnectionError(endpoint_url=f"https://{service}.us-east-1.amazonaws.com")
+
+
+@pytest.mark.parametrize("kind", ["throttle", "5xx", "timeout", "dropped"])
+@pytest.mark.parametrize("service", ["s3", "dynamodb"])
+def test_s3_and_dynamodb_faults_in_record_are_retryable_transient_errors(aws, service, kind):
+    """Each becomes TransientError, which the task's retrier retries (the fault matrix in docs/faults.md)."""
+    s3, table = aws
+    event = upload(s3, "a.jpg", encode(photo(), "JPEG"))
+    facts = validate(event, s3, SETTINGS, SOURCE, THUMBS)
+    thumbs = [resize(resize_item(facts, i), s3, SETTINGS, THUMBS, "max-age=1") for i in range(2)]
+    request = {"status": "SUCCEEDED", "event": event, "image": facts, "thumbnails": thumbs, "execution_arn": EXECUTION}
+    client = s3 if service == "s3" else table.meta.client
+
+    def fail(**kwargs):
+        raise dependency_fault(kind, service)
+
+    client.meta.events.register(f"before-call.{service}", fail)
+    try:
+        with pytest.raises(TransientError):
+            record(request, table, SOURCE, s3, THUMBS)
+    finally:
+        client.meta.events.unregister(f"before-call.{service}", fail)
+    assert record(request, table, SOURCE, s3, THUMBS)["written"]  # the retry, once the fault has passed
+
+
 # --- resize ---------------------------------------------------------------------------------
 
 

@@ -138,6 +138,26 @@ def test_timeout_and_memory_overrun_surface_as_lambdas_errors(tmp_path, kind, er
     assert execution["error"] == error and failed_attempts(execution, error) == 2  # retried once, as configured
 
 
+def test_a_failure_notice_record_cannot_take_goes_to_its_dead_letter_queue(tmp_path):
+    """Record's asynchronous events (from the failed-execution rule): after Lambda's two retries,
+    the event goes to the function's DLQ with the error, as on AWS, not nowhere."""
+    state = StateFolder(tmp_path / "state")
+    with Session(state) as session:
+        runtime = session.stack.runtime
+        record = next(name for name, spec in runtime.functions.items() if spec.dead_letter_arn)
+        assert runtime.functions[record].handler.startswith("record.")  # the only one invoked asynchronously
+        before = runtime.invocations[record]
+        notice = json.dumps({"status": "MAYBE"}).encode()  # Record refuses it: InvalidEvent, every attempt
+        runtime.invoke_async(record, notice)
+        runtime.wait_for_async(timeout=60)
+        sqs = session.client("sqs")
+        url = sqs.get_queue_url(QueueName=runtime.functions[record].dead_letter_arn.rsplit(":", 1)[-1])["QueueUrl"]
+        (message,) = sqs.receive_message(QueueUrl=url, MessageAttributeNames=["All"], WaitTimeSeconds=1)["Messages"]
+    assert runtime.invocations[record] - before == 3  # the attempt and Lambda's two retries
+    assert message["Body"] == notice.decode()
+    assert message["MessageAttributes"]["ErrorMessage"]["StringValue"] == "InvalidEvent"
+
+
 def test_the_same_event_delivered_three_times_gives_one_record(tmp_path):
     state = StateFolder(tmp_path / "state")
     with Session(state) as session:

@@ -24,6 +24,7 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -44,6 +45,7 @@ class FunctionSpec:
     timeout_seconds: int
     memory_mb: int
     reserved_concurrency: int | None = None  # ReservedConcurrentExecutions; None shares the account's pool
+    dead_letter_arn: str | None = None  # DeadLetterConfig: where an asynchronous event goes when its attempts fail
 
 
 class Throttled(Exception):
@@ -110,6 +112,16 @@ class FaultSwitch:
 
 def lambda_error(error_type: str, message: str) -> bytes:
     return json.dumps({"errorType": error_type, "errorMessage": message}).encode()
+
+
+def _error_type(answer: bytes) -> str:
+    try:
+        return str(json.loads(answer).get("errorType") or "Unhandled")
+    except (ValueError, AttributeError):
+        return "TooManyRequestsException" if not answer else "Unhandled"
+
+
+DeadLetter = Callable[[str, bytes, str], None]  # (queue ARN, the event, the last error's type)
 
 
 def _fault_error(kind: str, spec: FunctionSpec, request_id: str) -> bytes:
@@ -221,8 +233,12 @@ class LocalLambdaRuntime:
         faults: FaultSwitch | None = None,
         max_workers_per_function: int | None = None,
         account_concurrency: int | None = None,
+        dead_letter: DeadLetter | None = None,
     ) -> None:
         """``account_concurrency``: the account's limit (None: no limit but the machine).
+
+        ``dead_letter(arn, payload, error)`` receives an asynchronous event whose attempts all
+        failed, for a function with a ``dead_letter_arn``, as Lambda sends it to the queue.
 
         ValueError when the functions' reserved concurrency leaves nothing of it for the others.
         """
@@ -245,6 +261,7 @@ class LocalLambdaRuntime:
         # The highest resident memory any worker of each function reached (Lambda's "Max Memory Used").
         self.peak_memory_mb: dict[str, float] = {name: 0.0 for name in functions}
         self.account_concurrency = account_concurrency
+        self.dead_letter = dead_letter
         self._running: dict[str, int] = {name: 0 for name in functions}  # invocations in flight
         self.throttles: dict[str, int] = {name: 0 for name in functions}
         self.peak_concurrency = 0  # the most invocations in flight at once, over all functions
@@ -401,21 +418,25 @@ class LocalLambdaRuntime:
 
         def run() -> None:
             attempts, waited, backoff = 0, 0.0, 1.0
+            answer, error = b"", None
             while attempts <= retries:
                 try:
-                    _, error = self.invoke(name, payload)
+                    answer, error = self.invoke(name, payload)
                 except Throttled:
                     if waited >= ASYNC_THROTTLE_MAX_AGE_SECONDS:
-                        return
+                        break
                     time.sleep(backoff)
                     waited += backoff
                     backoff = min(backoff * 2, ASYNC_THROTTLE_MAX_BACKOFF_SECONDS)
                     continue
                 except RuntimeError:  # a worker that would not start: Lambda retries that too
-                    error = "Runtime.ExitError"
+                    answer, error = lambda_error("Runtime.ExitError", "the worker did not start"), "Unhandled"
                 attempts += 1
                 if error is None:
                     return
+            arn = self.functions[name].dead_letter_arn
+            if arn and self.dead_letter is not None:
+                self.dead_letter(arn, payload, _error_type(answer))
 
         thread = threading.Thread(target=run, name=f"async-{name}", daemon=True)
         with self._lock:

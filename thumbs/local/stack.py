@@ -237,6 +237,7 @@ class LocalStack:
             self.state_dir / "logs",
             faults=self.faults,
             account_concurrency=self.concurrency,
+            dead_letter=self._dead_letter,
         )
         self.runtime.warm_up()  # the workers import their handlers while moto imports and deploys
         moto_internals.enable_execution()
@@ -407,6 +408,7 @@ class LocalStack:
                 reserved_concurrency=(
                     int(props["ReservedConcurrentExecutions"]) if "ReservedConcurrentExecutions" in props else None
                 ),
+                dead_letter_arn=self.names.resolve(props.get("DeadLetterConfig", {})).get("TargetArn"),
             )
         return specs
 
@@ -521,6 +523,20 @@ class LocalStack:
         self.client("cloudformation").create_stack(StackName=self.stack_name, TemplateBody=json.dumps(body))
 
     # --- what moto_internals calls back ---------------------------------------------------------
+    def _dead_letter(self, queue_arn: str, payload: bytes, error: str) -> None:
+        """An asynchronous event whose attempts all failed: into the function's DLQ, as Lambda puts it."""
+        sqs = self.client("sqs")
+        url = sqs.get_queue_url(QueueName=queue_arn.rsplit(":", 1)[-1])["QueueUrl"]
+        sqs.send_message(
+            QueueUrl=url,
+            MessageBody=payload.decode(),
+            MessageAttributes={
+                "RequestID": {"DataType": "String", "StringValue": str(uuid.uuid4())},
+                "ErrorCode": {"DataType": "Number", "StringValue": "200"},  # the Invoke itself answered
+                "ErrorMessage": {"DataType": "String", "StringValue": error},
+            },
+        )
+
     def _start_execution(self, state_machine_arn: str, event_json: str) -> None:
         with self._clients_lock:
             self.started_executions += 1
