@@ -138,8 +138,9 @@ def test_thumbs_run_uses_a_running_serve_for_the_same_state_folder(tmp_path, cap
             time.sleep(0.1)
         code = main(["--state", str(state), "run", str(folder), "--out", str(tmp_path / "out")])
         printed = capsys.readouterr()
-        with pytest.raises(SystemExit, match="faults are set when a stack starts"):
-            main(["--state", str(state), "run", str(folder), "--out", str(tmp_path / "out"), "--fault", "resize=oom"])
+        for setting in (["--fault", "resize=oom"], ["--concurrency", "2"]):
+            with pytest.raises(SystemExit, match="faults and the concurrency limit are set when a stack starts"):
+                main(["--state", str(state), "run", str(folder), "--out", str(tmp_path / "out"), *setting])
     finally:
         server.send_signal(signal.SIGINT)
         server.communicate(timeout=60)
