@@ -6,7 +6,8 @@ Every alarm answers one question with one runbook entry (docs/operating.md, "Run
   bad images are REJECTED and succeed). Inspect with ``thumbs history``, then ``thumbs replay``.
 * ``DeadLetters``: EventBridge gave up delivering an upload (or a failure notice) after a day
   of retries. ``thumbs drain-dlq`` starts what they should have started.
-* ``LambdaThrottles``: a stage hit its concurrency limit; the retries absorb short bursts.
+* ``LambdaThrottles``: a stage hit its concurrency limit; the throttle retrier absorbs a burst
+  (docs/bursts.md), so this pages with news, and ``FailedExecutions`` says if it was too much.
 * ``EventAge``: uploads wait too long between S3 and the state machine (EventBridge is
   retrying a failing target, or the account is throttled).
 
