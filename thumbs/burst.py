@@ -109,8 +109,8 @@ class Outcome:
 @dataclass
 class _Upload:
     arrived: float
-    resizes_left: int = 0
-    resizes_pending: deque[int] = field(default_factory=deque)
+    resizes_left: int = 0  # Map iterations not yet done
+    resizes_unstarted: int = 0  # Map iterations waiting for the Map's MaxConcurrency
     failed: bool = False
 
 
@@ -194,15 +194,14 @@ def simulate(
         if upload.failed:
             continue
         if stage == "Validate":
-            upload.resizes_left = sizes
-            upload.resizes_pending = deque(range(sizes))
-            for _ in range(min(sizes, map_concurrency or sizes)):
-                upload.resizes_pending.popleft()
+            at_once = min(sizes, map_concurrency or sizes)
+            upload.resizes_left, upload.resizes_unstarted = sizes, sizes - at_once
+            for _ in range(at_once):
                 push(now, "invoke", index, "Resize", 1)
         elif stage == "Resize":
             upload.resizes_left -= 1
-            if upload.resizes_pending:
-                upload.resizes_pending.popleft()
+            if upload.resizes_unstarted:
+                upload.resizes_unstarted -= 1
                 push(now, "invoke", index, "Resize", 1)
             elif upload.resizes_left == 0:
                 push(now, "invoke", index, "Record", 1)
