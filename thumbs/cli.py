@@ -9,6 +9,7 @@
     thumbs console [--port P]
     thumbs cost --images N [--avg-mp M] | --backfill N
     thumbs burst [--uploads N] [--seconds S] [--concurrency C]
+    thumbs verify [--timeout S]              (with --stack: after a deploy)
 
 Every command that runs the pipeline deploys the same CloudFormation template ``cdk deploy``
 would, on moto, with the handler code run by the local Lambda runtime (``thumbs/local/``).
@@ -27,7 +28,8 @@ import sys
 
 from .terminal import console, out
 
-STACK_COMMANDS = ("executions", "history", "replay", "backfill", "drain-dlq")  # the rest run locally (cost: anywhere)
+# With --stack these work on a deployed stack; the rest run locally (cost and burst: anywhere).
+STACK_COMMANDS = ("executions", "history", "replay", "backfill", "drain-dlq", "verify")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -97,6 +99,13 @@ def build_parser() -> argparse.ArgumentParser:
     drain.add_argument("--limit", type=int, help="at most this many messages")
     drain.add_argument("--dry-run", action="store_true", help="only read the queue and say what would happen")
 
+    verify = commands.add_parser(
+        "verify", help="check end to end that the stack works: uploads, rejections, thumbnails, histories, deletions"
+    )
+    verify.add_argument(
+        "--timeout", type=float, default=600.0, help="seconds to wait for the outcomes, and again for the deletions"
+    )
+
     cost = commands.add_parser("cost", help="monthly cost per component, Standard and Express side by side")
     volume = cost.add_mutually_exclusive_group(required=True)
     volume.add_argument("--images", type=int, help="images uploaded per month")
@@ -157,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
 
             return cmd_burst(args, out, StateFolder(state_root(args.state)).cache_dir)
         if args.stack:
-            from . import aws
+            from . import aws, verify
 
             on_aws = {
                 "executions": aws.cmd_executions,
@@ -165,6 +174,7 @@ def main(argv: list[str] | None = None) -> int:
                 "replay": aws.cmd_replay,
                 "backfill": aws.cmd_backfill,
                 "drain-dlq": aws.cmd_drain_dlq,
+                "verify": lambda args: verify.cmd_verify(args, out),
             }
             return on_aws[args.command](args)
         from .local import commands
@@ -175,6 +185,7 @@ def main(argv: list[str] | None = None) -> int:
             "history": commands.cmd_history,
             "replay": commands.cmd_replay,
             "backfill": commands.cmd_backfill,
+            "verify": commands.cmd_verify,
             "serve": commands.cmd_serve,
             "console": commands.cmd_serve,  # the same, and it opens the browser
         }

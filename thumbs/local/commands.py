@@ -245,6 +245,18 @@ def cmd_backfill(args: argparse.Namespace, state: StateFolder) -> int:
     return backfill.report(summary, out)
 
 
+def cmd_verify(args: argparse.Namespace, state: StateFolder) -> int:
+    """``thumbs verify`` on the local stack, through the same code as ``--stack`` (``thumbs/verify.py``)."""
+    from .. import verify
+    from .session import Session
+
+    with Session(state) as session:
+        endpoint = session.stack.endpoint
+        link = lambda arn: f"{endpoint}/_console/executions/{arn.rsplit(':', 1)[-1]}"  # noqa: E731
+        checks = verify.run(verify.verification_for(session.stack.deployed(), args.timeout, link))
+        return verify.report(checks, out)
+
+
 def cmd_serve(args: argparse.Namespace, state: StateFolder) -> int:
     from .session import Session
 

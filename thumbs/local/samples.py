@@ -32,30 +32,35 @@ def _scene(width: int, height: int) -> Image.Image:
     return Image.blend(sky, noise, 0.08).filter(ImageFilter.SMOOTH)
 
 
+def _encode(image: Image.Image, fmt: str, **params: object) -> bytes:
+    out = io.BytesIO()
+    image.save(out, fmt, **params)
+    return out.getvalue()
+
+
+def sample_images(photo_size: tuple[int, int] = (6000, 4000)) -> dict[str, bytes]:
+    """The samples by name; ``thumbs verify`` takes a smaller photo, so it runs in seconds."""
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored sideways; only a viewer that applies EXIF shows it upright
+    exif[0x010F] = "thumbs sample camera"  # Make: something the thumbnails must not carry
+    logo = Image.new("RGBA", (800, 800), (0, 0, 0, 0))
+    ImageDraw.Draw(logo).ellipse((100, 100, 700, 700), fill=(220, 40, 90, 200), outline=(255, 255, 255, 255), width=30)
+    frames = [_scene(480, 320).rotate(angle, fillcolor=(0, 0, 0)) for angle in (0, 10, 20, 30)]
+    return {
+        "large-photo.jpg": _encode(_scene(*photo_size), "JPEG", quality=90),
+        "rotated-exif.jpg": _encode(_scene(1600, 1200).transpose(Image.Transpose.ROTATE_90), "JPEG", exif=exif),
+        "transparent-logo.png": _encode(logo, "PNG"),
+        "animated.gif": _encode(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=120, loop=0),
+        "broken.jpg": _encode(_scene(800, 600), "JPEG")[:4000],
+        "notes-not-an-image.jpg": b"This is a text file with a .jpg name; the pipeline decides from the bytes.\n",
+    }
+
+
 def write_samples(folder: Path) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     made = []
-
-    def save(name: str, data: bytes) -> None:
+    for name, data in sample_images().items():
         path = folder / name
         path.write_bytes(data)
         made.append(path)
-
-    def encode(image: Image.Image, fmt: str, **params: object) -> bytes:
-        out = io.BytesIO()
-        image.save(out, fmt, **params)
-        return out.getvalue()
-
-    large = _scene(6000, 4000)
-    save("large-photo.jpg", encode(large, "JPEG", quality=90))
-    exif = Image.Exif()
-    exif[0x0112] = 6  # stored sideways; only a viewer that applies EXIF shows it upright
-    save("rotated-exif.jpg", encode(_scene(1600, 1200).transpose(Image.Transpose.ROTATE_90), "JPEG", exif=exif))
-    logo = Image.new("RGBA", (800, 800), (0, 0, 0, 0))
-    ImageDraw.Draw(logo).ellipse((100, 100, 700, 700), fill=(220, 40, 90, 200), outline=(255, 255, 255, 255), width=30)
-    save("transparent-logo.png", encode(logo, "PNG"))
-    frames = [_scene(480, 320).rotate(angle, fillcolor=(0, 0, 0)) for angle in (0, 10, 20, 30)]
-    save("animated.gif", encode(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=120, loop=0))
-    save("broken.jpg", encode(_scene(800, 600), "JPEG")[:4000])
-    save("notes-not-an-image.jpg", b"This is a text file with a .jpg name; the pipeline decides from the bytes.\n")
     return made
