@@ -100,6 +100,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+LISTEN_BACKLOG = 4096
+
+
 class _Server:
     """A WSGI app on a loopback port, served by threads; ``stop`` closes the port."""
 
@@ -109,6 +112,12 @@ class _Server:
         self._server = make_server(
             "127.0.0.1", port, app, threaded=True, request_handler=moto_internals.request_handler()
         )
+        # werkzeug listens with a backlog of 128. A backfill's batches start up to 400 pipeline
+        # executions at once, each a StartExecution over loopback with no retry in moto's
+        # interpreter client: past the backlog a connection is refused and the task fails with
+        # States.Runtime. Listening again on the bound socket raises the backlog (Linux caps it
+        # at net.core.somaxconn).
+        self._server.socket.listen(LISTEN_BACKLOG)
         self.port = int(self._server.server_port)
         self._thread = threading.Thread(target=self._server.serve_forever, name=f"server-{self.port}", daemon=True)
         self._thread.start()
