@@ -143,7 +143,7 @@ def test_thumbs_run_uses_a_running_serve_for_the_same_state_folder(tmp_path, cap
                 main(["--state", str(state), "run", str(folder), "--out", str(tmp_path / "out"), *setting])
     finally:
         server.send_signal(signal.SIGINT)
-        server.communicate(timeout=60)
+        server.communicate(timeout=180)  # a bound: on a loaded machine the stop can be slow
     assert f"Using the running thumbs serve on http://127.0.0.1:{port}" in printed.out + printed.err
     assert code == 0
     records = [json.loads(line) for line in (tmp_path / "out" / "records.jsonl").read_text().splitlines()]

@@ -182,7 +182,7 @@ def test_an_upload_sent_the_moment_the_port_accepts_connections_ends_with_a_reco
         assert item["status"]["S"] == "SUCCEEDED"
     finally:
         server.send_signal(signal.SIGINT)
-        output, _ = server.communicate(timeout=60)
+        output, _ = server.communicate(timeout=180)  # a bound on waiting, not a timing
     assert server.returncode == 0
     assert "Ready" in output and f"127.0.0.1:{port}" in output
 
