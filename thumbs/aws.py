@@ -101,6 +101,11 @@ class DeployedStack:
         return f"{self.state_machine_arn.replace(':stateMachine:', ':execution:')}:{reference}"
 
 
+def console_link(region: str, execution_arn: str) -> str:
+    """The execution's page in the Step Functions console."""
+    return f"https://{region}.console.aws.amazon.com/states/home?region={region}#/v2/executions/details/{execution_arn}"
+
+
 def list_executions(
     stack: DeployedStack, sfn: Any, statuses: tuple[str, ...] | None = None, since: timedelta | None = None
 ) -> list[dict[str, Any]]:
@@ -428,10 +433,7 @@ def cmd_history(args: argparse.Namespace) -> int:
         return _express_history(stack)
     arn = stack.execution_arn(args.execution)
     code = print_history(execution_with_history(stack.client("stepfunctions"), arn))
-    region = stack.session.region_name
-    out.print(
-        f"Console: https://{region}.console.aws.amazon.com/states/home?region={region}#/v2/executions/details/{arn}"
-    )
+    out.print(f"Console: {console_link(stack.session.region_name, arn)}")
     return code
 
 

@@ -26,7 +26,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-THROTTLE = "Lambda.TooManyRequestsException"
+from pipeline.workflow import THROTTLE
+
 COLD_START_MS = 800.0  # a new execution environment: Lambda's init plus our measured 260-286 ms import, rounded up
 STAGES = ("Validate", "Resize", "Record")
 

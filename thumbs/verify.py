@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .aws import DeployedStack, record_lookup
+from .aws import DeployedStack, console_link, execution_with_history, record_lookup
 
 # name -> the status it must end in, and the rejection code
 CASES: dict[str, tuple[str, str | None]] = {
@@ -177,9 +177,7 @@ def _history(name: str, record: dict[str, Any], sfn: Any, expected: str, link: s
     arn = record.get("execution_arn")
     if not arn:
         return Check(name, "history", False, "the record names no execution")
-    events: list[dict[str, Any]] = []
-    for page in sfn.get_paginator("get_execution_history").paginate(executionArn=arn):
-        events += page["events"]
+    events = execution_with_history(sfn, arn)["events"]
     entered = [e["stateEnteredEventDetails"]["name"] for e in events if "stateEnteredEventDetails" in e]
     missing = [state for state in STATES[expected] if state not in entered]
     # each task state entered schedules its function once; every further schedule is a retry
@@ -196,13 +194,13 @@ def _thumbnail_keys(record: dict[str, Any] | None) -> list[str]:
 
 
 def _exists(s3: Any, bucket: str, key: str) -> bool:
-    from botocore.exceptions import ClientError
+    from awsio import is_missing
 
     try:
         s3.head_object(Bucket=bucket, Key=key)
         return True
-    except ClientError as exc:
-        if exc.response["Error"]["Code"] in ("404", "NoSuchKey", "NotFound"):
+    except Exception as exc:
+        if is_missing(exc):
             return False
         raise
 
@@ -231,8 +229,7 @@ def cmd_verify(args: Any, out: Any) -> int:
 
     stack = _deployed(args)
     region = stack.session.region_name
-    console = f"https://{region}.console.aws.amazon.com/states/home?region={region}#/v2/executions/details/"
-    return report(run(verification_for(stack, args.timeout, lambda arn: console + arn)), out)
+    return report(run(verification_for(stack, args.timeout, lambda arn: console_link(region, arn))), out)
 
 
 def verification_for(stack: DeployedStack, timeout: float, link: Callable[[str], str]) -> Verification:
