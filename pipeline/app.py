@@ -21,13 +21,16 @@ def project_context() -> dict[str, Any]:
     return dict(json.loads(CDK_JSON.read_text()).get("context", {}))
 
 
-def build_app(outdir: str | None = None, context: dict[str, Any] | None = None) -> tuple[App, ThumbnailStack]:
+def build_app(
+    outdir: str | None = None, context: dict[str, Any] | None = None, stack_name: str = STACK_NAME
+) -> tuple[App, ThumbnailStack]:
     """The app with its one stack; an unacknowledged cdk-nag finding fails ``app.synth()``.
 
     ``context`` overrides ``cdk.json``; the CLI's ``--context`` values override both.
+    ``stack_name`` lets a second copy (the integ test's) live beside a real deployment.
     """
     app = App(outdir=outdir, context={**project_context(), **(context or {})})
     config = PipelineConfig.from_context(app.node.try_get_context(CONTEXT_KEY))
-    stack = ThumbnailStack(app, STACK_NAME, config=config, description="S3 -> EventBridge -> Step Functions thumbnails")
+    stack = ThumbnailStack(app, stack_name, config=config, description="S3 -> EventBridge -> Step Functions thumbnails")
     Validations.of(app).add_plugins(AwsSolutionsChecks(app))
     return app, stack

@@ -134,8 +134,13 @@ class PipelineConfig:
     resize: FunctionSizing = field(default_factory=lambda: FunctionSizing(512, 30))
     record: FunctionSizing = field(default_factory=lambda: FunctionSizing(256, 15))
     plan: FunctionSizing = field(default_factory=lambda: FunctionSizing(256, 60))
+    # A stack meant to be thrown away (the integ test's, a developer's): deleting it empties and
+    # deletes its buckets, table and log groups. Off by default: a deleted stack keeps its data.
+    disposable: bool = False
 
     def __post_init__(self) -> None:
+        if not isinstance(self.disposable, bool):
+            raise ConfigError(f"disposable: {self.disposable!r} is not true or false")
         if not isinstance(self.map_max_concurrency, int) or not 0 <= self.map_max_concurrency <= 40:
             raise ConfigError(
                 f"map_max_concurrency: {self.map_max_concurrency!r} is not from 0 (no limit) to 40 "

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import Acknowledgment, Aws, CfnOutput, Duration, Fn, RemovalPolicy, Stack, Validations
+from aws_cdk import Acknowledgment, Aws, CfnOutput, Duration, Fn, RemovalPolicies, RemovalPolicy, Stack, Validations
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
@@ -46,7 +46,7 @@ class ThumbnailStack(Stack):
     def __init__(self, scope: Construct, construct_id: str, *, config: PipelineConfig, **kwargs: object) -> None:
         super().__init__(scope, construct_id, **kwargs)
         retention = logs.RetentionDays[LOG_RETENTION_NAMES[config.log_retention_days]]
-        storage = Storage(self, "Storage")
+        self.storage = storage = Storage(self, "Storage", disposable=config.disposable)
         self.messages_key = self._messages_key()
         # Events EventBridge could not deliver, and failure notices Record could not write.
         self.dead_letters = sqs.Queue(
@@ -183,6 +183,8 @@ class ThumbnailStack(Stack):
         self._acknowledge_nag_findings(storage, network, functions)
         self._acknowledge_backfill_findings(storage, functions)
         answer_checkov_findings(self, storage)
+        if config.disposable:
+            RemovalPolicies.of(self).destroy()  # log groups too, so nothing of the stack outlives it
 
     def _messages_key(self) -> kms.Key:
         """The key of the dead-letter queue and the alarm topic: what the services that write them may do.

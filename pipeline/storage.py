@@ -9,7 +9,7 @@ from awsio import BACKFILL_RESULTS_DAYS, BACKFILL_RESULTS_PREFIX, INTERMEDIATE_P
 from constructs import Construct
 
 
-def _private_bucket(scope: Construct, name: str, **kwargs: object) -> s3.Bucket:
+def _private_bucket(scope: Construct, name: str, *, disposable: bool, **kwargs: object) -> s3.Bucket:
     return s3.Bucket(
         scope,
         name,
@@ -17,7 +17,8 @@ def _private_bucket(scope: Construct, name: str, **kwargs: object) -> s3.Bucket:
         encryption=s3.BucketEncryption.S3_MANAGED,
         enforce_ssl=True,
         object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-        removal_policy=RemovalPolicy.RETAIN,
+        removal_policy=RemovalPolicy.DESTROY if disposable else RemovalPolicy.RETAIN,
+        auto_delete_objects=disposable,  # a custom resource empties the bucket when the stack is deleted
         **kwargs,
     )
 
@@ -25,13 +26,18 @@ def _private_bucket(scope: Construct, name: str, **kwargs: object) -> s3.Bucket:
 class Storage(Construct):
     """Buckets and table. Thumbnails go to their own bucket, which no rule watches: no recursion."""
 
-    def __init__(self, scope: Construct, construct_id: str) -> None:
+    def __init__(self, scope: Construct, construct_id: str, *, disposable: bool = False) -> None:
+        """``disposable``: deleting the stack deletes the data too (see ``PipelineConfig.disposable``)."""
         super().__init__(scope, construct_id)
         # Versioned: a log object deleted or overwritten by mistake stays recoverable. S3 writes each
         # log object once, so this keeps no second copy of anything in normal operation.
-        self.access_logs = _private_bucket(self, "AccessLogs", versioned=True)
+        self.access_logs = _private_bucket(self, "AccessLogs", disposable=disposable, versioned=True)
         self.source = _private_bucket(
-            self, "Uploads", server_access_logs_bucket=self.access_logs, server_access_logs_prefix="uploads/"
+            self,
+            "Uploads",
+            disposable=disposable,
+            server_access_logs_bucket=self.access_logs,
+            server_access_logs_prefix="uploads/",
         )
         # EventBridge notifications as a plain bucket property: event_bridge_enabled=True would
         # add a custom-resource Lambda (and its role) only to flip this one switch.
@@ -41,6 +47,7 @@ class Storage(Construct):
         self.thumbnails = _private_bucket(
             self,
             "Thumbnails",
+            disposable=disposable,
             server_access_logs_bucket=self.access_logs,
             server_access_logs_prefix="thumbnails/",
             # Validate's intermediates (the upload decoded once) only live for one pipeline run;
@@ -65,5 +72,5 @@ class Storage(Construct):
             point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
                 point_in_time_recovery_enabled=True
             ),
-            removal_policy=RemovalPolicy.RETAIN,
+            removal_policy=RemovalPolicy.DESTROY if disposable else RemovalPolicy.RETAIN,
         )
