@@ -4,7 +4,7 @@ PY     := $(VENV)/bin/python
 # Prefer the Lambda runtime's Python family when the machine has a 3.12+; any 3.11+ works.
 PYTHON ?= $(shell for p in python3.14 python3.13 python3.12 python3; do $$p -c 'import sys; assert sys.version_info >= (3, 11)' >/dev/null 2>&1 && { echo $$p; break; }; done)
 
-.PHONY: install run test lint synth bench clean
+.PHONY: install run test lint synth bench integ clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -49,5 +49,14 @@ bench: install
 synth: install
 	$(PY) app.py
 
+# The CDK integ test (integ/integ_pipeline.py) on a real account: a disposable copy of the stack
+# and the assertion stack, whose checks wait for the pipeline's records and thumbnails (a check
+# that never comes true fails the deploy); then both are deleted, data included. Through the CDK
+# CLI rather than integ-runner: docs/operating.md#integ-tests says why.
+INTEG := npx --yes aws-cdk@2 --app '$(PY) integ/integ_pipeline.py' --output cdk.out.integ
+integ: install
+	$(INTEG) deploy --all --require-approval never; status=$$?; \
+	$(INTEG) destroy --all --force; exit $$status
+
 clean:
-	rm -rf $(VENV) cdk.out .pytest_cache .thumbs thumbs-out
+	rm -rf $(VENV) cdk.out cdk.out.integ .pytest_cache .thumbs thumbs-out
