@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import copy
 import json
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -121,3 +124,17 @@ def test_disposable_must_be_true_or_false():
 def test_the_integ_app_is_where_integ_runner_looks():
     # integ-runner's Python preset: files named integ_*.py under --directory (make integ: integ/).
     assert sorted(p.name for p in HERE.glob("integ_*.py")) == ["integ_pipeline.py"]
+
+
+def test_cfn_lint_finds_no_errors_in_either_integ_template(synthesized, tmp_path):
+    paths = []
+    for name, document in synthesized.items():
+        if name.endswith(".template.json"):
+            paths.append(tmp_path / name)
+            paths[-1].write_text(json.dumps(document))
+    cfn_lint = Path(sys.executable).with_name("cfn-lint")
+    done = subprocess.run(
+        [str(cfn_lint), "--format", "json", *map(str, paths)], capture_output=True, text=True, timeout=300
+    )
+    errors = [f"{f['Rule']['Id']} {f['Message']}" for f in json.loads(done.stdout or "[]") if f["Level"] == "Error"]
+    assert len(paths) == 2 and not errors, errors
