@@ -137,10 +137,13 @@ class PipelineConfig:
     # A stack meant to be thrown away (the integ test's, a developer's): deleting it empties and
     # deletes its buckets, table and log groups. Off by default: a deleted stack keeps its data.
     disposable: bool = False
+    # The X-Ray SDK in the functions, for a subsegment per AWS call: about 250 ms per cold start.
+    trace_aws_calls: bool = False
 
     def __post_init__(self) -> None:
-        if not isinstance(self.disposable, bool):
-            raise ConfigError(f"disposable: {self.disposable!r} is not true or false")
+        for name in ("disposable", "trace_aws_calls"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{name}: {getattr(self, name)!r} is not true or false")
         if not isinstance(self.map_max_concurrency, int) or not 0 <= self.map_max_concurrency <= 40:
             raise ConfigError(
                 f"map_max_concurrency: {self.map_max_concurrency!r} is not from 0 (no limit) to 40 "

@@ -71,6 +71,9 @@ class ThumbnailStack(Stack):
                 "THUMBNAIL_BUCKET": storage.thumbnails.bucket_name,
                 "TABLE_NAME": storage.table.table_name,
                 "CACHE_CONTROL": config.cache_control,
+                # X-Ray SDK subsegments per AWS call: off, Lambda's active tracing still records
+                # every invocation (functions/awsio/tracing.py says what each gives and costs).
+                "TRACE_AWS_CALLS": "true" if config.trace_aws_calls else "false",
             },
         )
         self._grant_least_privilege(storage, functions)

@@ -23,14 +23,14 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from awsio import BACKFILL_SEQUENCER, aws_call, aws_client, backfill_event, source_id
+from awsio.tracing import traced
 from imaging import ImagingSettings
 
 logger = Logger()
-tracer = Tracer()
 metrics = Metrics()
 
 BATCH_GET_LIMIT = 100  # DynamoDB's BatchGetItem takes at most 100 keys per call
@@ -145,7 +145,7 @@ SETTINGS = ImagingSettings.from_env()
 
 
 @logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
+@traced
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(backfill=(event.get("BatchInput") or {}).get("backfill"))

@@ -44,7 +44,7 @@ import os
 from datetime import UTC, datetime
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from awsio import (
@@ -65,10 +65,10 @@ from awsio import (
     source_id,
     timed_stage,
 )
+from awsio.tracing import traced
 from imaging import ImagingSettings
 
 logger = Logger()
-tracer = Tracer()
 metrics = Metrics()
 
 _IMAGE_FIELDS = ("format", "width", "height", "mode", "frames", "orientation", "has_alpha", "output_format")
@@ -310,7 +310,7 @@ SETTINGS = ImagingSettings.from_env()
 
 
 @logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
+@traced
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     arn = event.get("execution_arn") or (event.get("detail") or {}).get("executionArn")

@@ -13,14 +13,14 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from awsio import SourceObject, aws_call, aws_client, is_missing, read_source, staged_key, timed_stage
+from awsio.tracing import traced
 from imaging import ImagingSettings, make_thumbnail, read_intermediate, thumbnail_from
 
 logger = Logger()
-tracer = Tracer()
 metrics = Metrics()
 
 DEFAULT_CACHE_CONTROL = "public, max-age=86400"
@@ -76,7 +76,7 @@ SETTINGS = ImagingSettings.from_env()
 
 
 @logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
+@traced
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(object_key=event.get("key"), execution_arn=event.get("execution_arn"))

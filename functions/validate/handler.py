@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from awsio import (
@@ -24,6 +24,7 @@ from awsio import (
     thumbnail_key,
     timed_stage,
 )
+from awsio.tracing import traced
 from imaging import (
     ImageRejected,
     ImagingSettings,
@@ -38,7 +39,6 @@ from imaging import (
 from imaging.thumbnail import EXTENSIONS
 
 logger = Logger()
-tracer = Tracer()
 metrics = Metrics()
 
 
@@ -85,7 +85,7 @@ SETTINGS = ImagingSettings.from_env()
 
 
 @logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
+@traced
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(execution_arn=event.get("execution_arn"))
