@@ -9,26 +9,41 @@ swallowed: it is the Lambda's problem, not the image's verdict.
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import lru_cache
 
 from PIL import Image
 
 from .errors import CorruptImage, ImageRejected, TooManyPixels, UnsupportedFormat
 
-try:  # HEIC/HEIF is accepted only where the optional plugin is installed.
-    import pillow_heif  # type: ignore[import-not-found,unused-ignore]
-
-    pillow_heif.register_heif_opener()
-    HEIF_FORMATS: tuple[str, ...] = ("HEIF",)
-except ImportError:  # pragma: no cover - depends on the install
-    HEIF_FORMATS = ()
+# HEIC/HEIF is accepted only where the optional plugin is installed. Importing it takes about
+# 20 ms of every cold start, so it is loaded by the first upload that could be one (see _openers).
+HEIF_FORMATS: tuple[str, ...] = ("HEIF",) if importlib.util.find_spec("pillow_heif") else ()
 
 ACCEPTED_FORMATS: tuple[str, ...] = ("JPEG", "PNG", "WEBP", "GIF", "TIFF", "BMP", "AVIF", "MPO", *HEIF_FORMATS)
 # Pillow has no MPO opener of its own: its JPEG opener returns an MPO image when it sees one.
 _OPENERS = tuple(name for name in ACCEPTED_FORMATS if name != "MPO")
+_OPENERS_BUT_HEIF = tuple(name for name in _OPENERS if name not in HEIF_FORMATS)
+
+
+@lru_cache(maxsize=1)
+def _register_heif() -> None:
+    import pillow_heif  # type: ignore[import-not-found,unused-ignore]
+
+    pillow_heif.register_heif_opener()
+
+
+def _openers(data: bytes) -> tuple[str, ...]:
+    """The decoders to try: HEIF only for an ISO-BMFF file (an ``ftyp`` box), the only kind it opens."""
+    if HEIF_FORMATS and data[4:8] == b"ftyp":
+        _register_heif()
+        return _OPENERS
+    return _OPENERS_BUT_HEIF
+
 
 # Our own pixel limit (checked from the header) is the authority; Pillow's warning at 89 MP
 # would only repeat it in the logs. Pillow's hard error above 179 MP still stands behind ours.
@@ -80,7 +95,7 @@ def open_image(data: bytes) -> Image.Image:
     """Open lazily (header only) with the decoder allowlist, deciding from bytes, never from names."""
     try:
         with pillow_errors("open"):
-            return Image.open(io.BytesIO(data), formats=_OPENERS)
+            return Image.open(io.BytesIO(data), formats=_openers(data))
     except CorruptImage as exc:
         if not isinstance(exc.__cause__, Image.UnidentifiedImageError):
             raise

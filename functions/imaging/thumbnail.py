@@ -11,8 +11,13 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 from functools import lru_cache
+from types import ModuleType
+from typing import TYPE_CHECKING
 
-from PIL import Image, ImageCms, PngImagePlugin
+from PIL import Image, PngImagePlugin
+
+if TYPE_CHECKING:
+    from PIL import ImageCms
 
 from .decode import open_image, pillow_errors
 from .probe import ImageFacts, check_pixels, has_alpha, read_orientation
@@ -159,9 +164,20 @@ def prepare(data: bytes, size: int, settings: ImagingSettings) -> Image.Image:
     return pixels
 
 
+def _cms() -> ModuleType:
+    """Pillow's LittleCMS binding, imported by the first image that needs a colour transform.
+
+    Most uploads carry no profile or an sRGB one; the import is a few ms of every cold start.
+    """
+    from PIL import ImageCms
+
+    return ImageCms
+
+
 @lru_cache(maxsize=1)
 def _srgb_profile() -> ImageCms.ImageCmsProfile:
-    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+    cms = _cms()
+    return cms.ImageCmsProfile(cms.createProfile("sRGB"))
 
 
 def _resizable(image: Image.Image, icc: bytes | None) -> tuple[Image.Image, bytes | None]:
@@ -176,8 +192,9 @@ def _resizable(image: Image.Image, icc: bytes | None) -> tuple[Image.Image, byte
     if mode in ("I", "F", "L", "LA", "RGB", "RGBA", "CMYK") and "transparency" not in image.info:
         return image, icc
     if mode == "LAB":  # a/b are signed: convert before any averaging
-        lab = ImageCms.createProfile("LAB")
-        return ImageCms.applyTransform(image, ImageCms.buildTransform(lab, _srgb_profile(), "LAB", "RGB")), None
+        cms = _cms()
+        lab = cms.createProfile("LAB")
+        return cms.applyTransform(image, cms.buildTransform(lab, _srgb_profile(), "LAB", "RGB")), None
     if mode in ("La", "RGBa"):
         return image.convert(mode.upper()), icc
     if mode == "L":
@@ -202,9 +219,10 @@ def _to_srgb(image: Image.Image, icc: bytes | None) -> Image.Image:
 
 def _apply_icc(image: Image.Image, icc: bytes) -> Image.Image | None:
     """Convert through the embedded profile; a profile LittleCMS cannot use is ignored, not fatal."""
+    cms = _cms()
     try:
-        source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
-    except (OSError, ImageCms.PyCMSError):
+        source = cms.ImageCmsProfile(io.BytesIO(icc))
+    except (OSError, cms.PyCMSError):
         return None
     colour, alpha = image, None
     if image.mode in ("RGBA", "LA"):
@@ -212,10 +230,10 @@ def _apply_icc(image: Image.Image, icc: bytes) -> Image.Image | None:
         colour = image.convert(image.mode[:-1])
     out_mode = "L" if colour.mode == "L" and _is_gray_profile(source) else "RGB"
     try:
-        converted = ImageCms.profileToProfile(
-            colour, source, _srgb_profile(), outputMode=out_mode, renderingIntent=ImageCms.Intent.PERCEPTUAL
+        converted = cms.profileToProfile(
+            colour, source, _srgb_profile(), outputMode=out_mode, renderingIntent=cms.Intent.PERCEPTUAL
         )
-    except (OSError, ImageCms.PyCMSError):
+    except (OSError, cms.PyCMSError):
         return None
     if converted is None:
         return None
