@@ -34,7 +34,9 @@ def pip_command(requirements: Path, target: Path, architecture: str) -> list[str
     platforms = [arg for tag in platform_tags(architecture) for arg in ("--platform", tag)]
     return [
         sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-        "--no-deps", "--only-binary=:all:", "--implementation", "cp", "--python-version", LAMBDA_PYTHON,
+        # --no-compile: pip would compile with this machine's Python, and Lambda's 3.14 ignores
+        # another version's .pyc (5-7 MB per bundle of dead weight).
+        "--no-deps", "--no-compile", "--only-binary=:all:", "--implementation", "cp", "--python-version", LAMBDA_PYTHON,
         *platforms, "--target", str(target), "-r", str(requirements),
     ]  # fmt: skip
 

@@ -38,6 +38,8 @@ def test_resize_bundle_is_built_for_lambda_arm64_without_docker(tmp_path):
     assert not (tmp_path / "validate").exists() and not (tmp_path / "record").exists()
     extensions = [p.name for p in (tmp_path / "PIL").glob("_imaging.*.so")]
     assert extensions and all("aarch64" in name and "cpython-314" in name for name in extensions)
+    # No bytecode of this machine's Python, which Lambda's would ignore.
+    assert not [p for p in tmp_path.rglob("*.pyc")]
     # boto3 and botocore come with the Lambda runtime; pydantic is only for the event parser.
     for absent in ("boto3", "botocore", "pydantic", "pydantic_core"):
         assert not (tmp_path / absent).exists(), absent
