@@ -36,7 +36,8 @@ test: lint
 # Speed, memory and quality against naive Pillow, a full decode and libvips (benchmark-only deps);
 # the local stack's start with 10,000 earlier uploads against an empty state folder; the local
 # engine (thumbs run, one image, the serve --watch loop, memory) against a naive script; a burst of
-# 500 uploads at a Lambda concurrency of 2 against the same burst with no limit.
+# 500 uploads at a Lambda concurrency of 2 against the same burst with no limit; each handler's cold
+# import and bundle size, with the X-Ray SDK loaded at import against without.
 bench: install
 	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev,bench]'
 	$(PY) benchmarks/thumbnails.py
@@ -44,6 +45,7 @@ bench: install
 	$(PY) benchmarks/state_start.py --uploads 10000
 	$(PY) benchmarks/local_engine.py
 	$(PY) benchmarks/burst.py --uploads 500 --concurrency 2
+	$(PY) benchmarks/cold_start.py --bundles
 
 # A real synth with bundled Lambdas (pip fetches manylinux wheels; no Docker, no AWS account).
 synth: install
