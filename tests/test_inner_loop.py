@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from botocore.exceptions import ClientError
 
 from tests.images import encode, photo
 from tests.serving import start_serve
@@ -106,8 +107,25 @@ def test_a_changed_definition_and_function_setting_update_the_running_stack(tmp_
             grown = copy.deepcopy(changed)
             grown["Resources"]["ExtraQueue"] = {"Type": "AWS::SQS::Queue", "Properties": {}}
             session.stack.update(grown)
+        # Halfway: the pipeline's new definition is applied, then the Backfill's is refused. The
+        # pipeline gets its definition back and the stack keeps the template it had.
+        broken = copy.deepcopy(changed)
+        machines = [k for k, r in broken["Resources"].items() if r["Type"] == "AWS::StepFunctions::StateMachine"]
+        assert machines[0] == machine and len(machines) == 2
+        first = broken["Resources"][machine]["Properties"]["DefinitionString"]["Fn::Join"][1]
+        first[0] = first[0].replace("edited while serving", "edited again", 1)
+        second = broken["Resources"][machines[1]]["Properties"]["DefinitionString"]
+        second["Fn::Join"][1][0] = second["Fn::Join"][1][0].replace(
+            '"StartAt":', '"StartAt":{"not":"a name"},"Was":', 1
+        )
+        with pytest.raises(ClientError, match="UpdateStateMachine operation: ASLParserException"):
+            session.stack.update(broken)
+        after_failure = sfn.describe_state_machine(stateMachineArn=session.stack.state_machine_arn)["definition"]
+        kept_template = session.stack.template
     assert machine in updated and resize in updated
     assert json.loads(described["definition"])["Comment"] == "edited while serving"
+    assert json.loads(after_failure)["Comment"] == "edited while serving"
+    assert kept_template is changed
     assert function["Environment"]["Variables"]["CACHE_CONTROL"] == "max-age=60"
     assert runtime.functions[resize].environment["CACHE_CONTROL"] == "max-age=60"
 

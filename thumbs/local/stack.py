@@ -9,6 +9,7 @@ processes) and the AWS CLI reach it through ``AWS_ENDPOINT_URL`` with boto3 unch
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import os
@@ -401,9 +402,10 @@ class LocalStack:
             "PYTHONDONTWRITEBYTECODE": "1",
         }
 
-    def _function_specs(self) -> dict[str, FunctionSpec]:
+    def _function_specs(self, template: dict[str, Any] | None = None) -> dict[str, FunctionSpec]:
+        """Each Python function of ``template`` (the deployed one by default) as the runtime runs it."""
         specs = {}
-        for logical, resource in resources_of_type(self.template, "AWS::Lambda::Function").items():
+        for logical, resource in resources_of_type(template or self.template, "AWS::Lambda::Function").items():
             props = resource["Properties"]
             if not str(props.get("Runtime", "")).startswith("python"):
                 continue  # CDK's deploy-time custom-resource provider: nothing runs it locally
@@ -487,7 +489,9 @@ class LocalStack:
 
         State machines get their new definitions; functions their new environment, timeout and
         memory (with new workers). A resource added or removed is refused with the names: the
-        running stack cannot create or delete resources halfway, so a restart deploys it.
+        running stack cannot create or delete resources halfway, so a restart deploys it. As a
+        CloudFormation update rolls back, a change that fails halfway (a definition moto refuses)
+        puts back what it had changed and raises; the stack keeps the old template.
         """
         old, new = set(self.template["Resources"]), set(template["Resources"])
         if old != new:
@@ -495,28 +499,41 @@ class LocalStack:
             raise ValueError(
                 f"resources added {added or '[]'} and removed {removed or '[]'}: restart thumbs serve to deploy them"
             )
-        updated = []
-        before = self._function_specs()
-        self.template = template
+        before, after = self._function_specs(), self._function_specs(template)
         sfn = self.client("stepfunctions")
-        for logical in resources_of_type(template, "AWS::StepFunctions::StateMachine"):
-            definition = json.dumps(definition_of(template, logical, self.names.resolve))
-            arn = self.names.arns[logical]
-            if sfn.describe_state_machine(stateMachineArn=arn)["definition"] != definition:
-                sfn.update_state_machine(stateMachineArn=arn, definition=definition)
-                updated.append(logical)
-        assert self.runtime is not None
-        for name, spec in self._function_specs().items():
-            if before.get(name) != spec:
-                self.client("lambda").update_function_configuration(
-                    FunctionName=name,
-                    Timeout=spec.timeout_seconds,
-                    MemorySize=spec.memory_mb,
-                    Environment={"Variables": spec.environment},
-                )
-                self.runtime.restart(name, spec)
-                updated.append(name)
+        updated: list[str] = []
+        undo: list[Callable[[], object]] = []
+        try:
+            for logical in resources_of_type(template, "AWS::StepFunctions::StateMachine"):
+                definition = json.dumps(definition_of(template, logical, self.names.resolve))
+                arn = self.names.arns[logical]
+                current = sfn.describe_state_machine(stateMachineArn=arn)["definition"]
+                if current != definition:
+                    sfn.update_state_machine(stateMachineArn=arn, definition=definition)
+                    undo.append(functools.partial(sfn.update_state_machine, stateMachineArn=arn, definition=current))
+                    updated.append(logical)
+            for name, spec in after.items():
+                if before[name] != spec:
+                    self._reconfigure(spec)
+                    undo.append(functools.partial(self._reconfigure, before[name]))
+                    updated.append(name)
+        except Exception:
+            for step in reversed(undo):
+                step()
+            raise
+        self.template = template
         return updated
+
+    def _reconfigure(self, spec: FunctionSpec) -> None:
+        """A function's new configuration, in moto and in the runtime (new workers)."""
+        assert self.runtime is not None
+        self.client("lambda").update_function_configuration(
+            FunctionName=spec.name,
+            Timeout=spec.timeout_seconds,
+            MemorySize=spec.memory_mb,
+            Environment={"Variables": spec.environment},
+        )
+        self.runtime.restart(spec.name, spec)
 
     def _register_outputs(self) -> None:
         """A CloudFormation stack holding only the template's Outputs, resolved to local names.
