@@ -21,13 +21,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import PROJECT_ROOT
-from ..template import load_template
+from ..template import SOURCES, load_template
 
 if TYPE_CHECKING:
     from .session import Session
 
 POLL_SECONDS = 0.25
-STACK_SOURCES = ("app.py", "cdk.json", "pipeline")
+# What the template is built from, but the handler code: a change there restarts workers instead.
+STACK_SOURCES = tuple(name for name in SOURCES if name != "functions")
 
 
 def _files(roots: list[Path]) -> dict[Path, int]:
