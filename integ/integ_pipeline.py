@@ -1,11 +1,12 @@
 """The CDK integ test: a disposable copy of the stack, uploads through S3, and what the pipeline must write.
 
-``make integ`` runs it on a real account through integ-runner. That deploys this app, runs the
-assertions (each one an AWS API call made by a Lambda in integ-runner's assertion stack), and
-deletes everything: the stack is ``disposable``, so its buckets, table and log groups go with it.
+``make integ`` runs it on a real account through the CDK CLI (integ-runner cannot read this
+aws-cdk-lib's assemblies yet: docs/operating.md). That deploys this app and the assertion stack,
+whose checks (each an AWS API call made by a Lambda in that stack) must come true, then deletes
+both: the stack is ``disposable``, so its buckets, table and log groups go with it.
 
-Without an account, integ-runner with no flags only synthesizes this app and compares the result
-with the committed snapshot (``integ_pipeline.py.snapshot/``); CI does that (``tests/test_integ.py``).
+Without an account, ``integ/snapshot.py`` synthesizes this app and compares the templates with
+the committed snapshot (``integ_pipeline.py.snapshot/``); CI does that (``tests/test_integ.py``).
 """
 
 from __future__ import annotations
@@ -23,10 +24,9 @@ from aws_cdk import Duration
 from aws_cdk import aws_s3_assets as s3_assets
 from aws_cdk.integ_tests_alpha import ExpectedResult, IApiCall, IntegTest
 from awsio import source_id, thumbnail_key
-from imaging.thumbnail import EXTENSIONS
+from imaging.thumbnail import CONTENT_TYPES, EXTENSIONS
 
 from pipeline.app import build_app, project_context
-from pipeline.config import CONTEXT_KEY, PipelineConfig
 from thumbs.local.samples import sample_images
 
 STACK_NAME = "ThumbnailPipelineInteg"
@@ -48,7 +48,7 @@ def integ_app(fixtures: Path) -> IntegTest:
         # so the template is the same with or without the pip-built bundles.
         context["aws:cdk:bundling-stacks"] = []
     app, stack = build_app(context=context, stack_name=STACK_NAME)
-    config = PipelineConfig.from_context(app.node.try_get_context(CONTEXT_KEY))
+    config = stack.config
     uploads, thumbnails, table = stack.storage.source, stack.storage.thumbnails, stack.storage.table
     images = sample_images(photo_size=(1600, 1200))
     integ = IntegTest(
@@ -109,7 +109,7 @@ def integ_app(fixtures: Path) -> IntegTest:
             "headObject",
             {"Bucket": thumbnails.bucket_name, "Key": thumbnail_key(key, size, EXTENSIONS[photo_format])},
         )
-        call.expect(ExpectedResult.object_like({"ContentType": f"image/{photo_format}"}))
+        call.expect(ExpectedResult.object_like({"ContentType": CONTENT_TYPES[photo_format]}))
         call.wait_for_assertions(**WAIT)
         call.waiter_provider.add_to_role_policy(
             {"Effect": "Allow", "Action": ["s3:GetObject"], "Resource": [thumbnails.arn_for_objects("*")]}

@@ -45,6 +45,7 @@ def key_filter(prefix: str, suffixes: tuple[str, ...]) -> list[dict[str, str]] |
 class ThumbnailStack(Stack):
     def __init__(self, scope: Construct, construct_id: str, *, config: PipelineConfig, **kwargs: object) -> None:
         super().__init__(scope, construct_id, **kwargs)
+        self.config = config
         retention = logs.RetentionDays[LOG_RETENTION_NAMES[config.log_retention_days]]
         self.storage = storage = Storage(self, "Storage", disposable=config.disposable)
         self.messages_key = self._messages_key()
