@@ -137,7 +137,7 @@ class PipelineConfig:
     # A stack meant to be thrown away (the integ test's, a developer's): deleting it empties and
     # deletes its buckets, table and log groups. Off by default: a deleted stack keeps its data.
     disposable: bool = False
-    # The X-Ray SDK in the functions, for a subsegment per AWS call: about 250 ms per cold start.
+    # The X-Ray SDK in the functions, for a subsegment per AWS call: 250-550 ms more per cold import.
     trace_aws_calls: bool = False
 
     def __post_init__(self) -> None:

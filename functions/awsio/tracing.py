@@ -5,7 +5,7 @@ Initialization (a cold start), Invocation and Overhead subsegments, joined to th
 execution's trace. That needs nothing in the function. The X-Ray SDK adds a subsegment per AWS
 call (each S3 GET and PUT, each DynamoDB write, with its latency and error), a ``ColdStart``
 annotation, and the handler's exception as metadata. But loading it (Powertools' Tracer, which
-patches botocore) takes about 250 ms of every cold start, and each handler here makes only two
+patches botocore) takes 250-550 ms of every cold import (benchmarks/cold_start.py); each handler makes two
 to six AWS calls, whose latency the function's own metrics (``StageMillis``) already report.
 So it loads only when ``TRACE_AWS_CALLS`` is ``true`` (``trace_aws_calls`` in ``cdk.json``).
 """
