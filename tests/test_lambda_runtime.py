@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
 from pathlib import Path
 
 import pytest
 
 from thumbs.local.lambda_runtime import FaultSwitch, FunctionSpec, LocalLambdaRuntime
+from thumbs.local.lambda_worker import NICENESS
 
 TESTS = Path(__file__).resolve().parent
 
@@ -41,6 +43,12 @@ def test_workers_stay_warm_and_import_once(runtime):
     second, _ = call(runtime, "a", {})
     assert first["pid"] == second["pid"] and first["imported_at"] == second["imported_at"]
     assert first["function_name"] == "a" and 0 < first["remaining_ms"] <= 10_000
+
+
+def test_workers_yield_the_cpu_to_the_emulated_services(runtime):
+    """Under load the moto process answers first, as AWS's services are never starved by a function."""
+    answer, _ = call(runtime, "a", {})
+    assert answer["niceness"] == min(19, os.nice(0) + NICENESS)
 
 
 def test_each_function_sees_only_its_own_environment(runtime):

@@ -6,6 +6,12 @@ the function's code folder as its working directory and on ``PYTHONPATH``, and o
 function's environment, as Lambda runs a handler from /var/task. Requests arrive as JSON
 lines on stdin; replies go to the file descriptor REPLY_FD, so whatever the handler prints
 (Powertools logs, EMF metrics) stays the function's log and never corrupts the protocol.
+
+A worker runs at a lower CPU priority (``NICENESS``) than the process that emulates AWS. On
+AWS a function never slows S3, DynamoDB or Step Functions down; here they share the cores,
+and under a burst of uploads CPU-bound Resize workers could starve the emulated services
+until a Record waiting on DynamoDB passed its timeout. A lower priority lets the services
+answer first and costs no throughput: the workers still get every core nothing else wants.
 """
 
 from __future__ import annotations
@@ -17,6 +23,8 @@ import sys
 import time
 import traceback
 from typing import Any
+
+NICENESS = 10  # added to the runner's: CFS then gives the runner about 9 of 10 contended time slices
 
 
 class Context:
@@ -51,6 +59,7 @@ def main() -> None:
     handler_path, reply_fd, backstop = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
     # A backstop only: the runtime enforces MemorySize on resident memory, as Lambda does.
     resource.setrlimit(resource.RLIMIT_AS, (backstop, backstop))
+    os.nice(NICENESS)
     replies = os.fdopen(reply_fd, "w", buffering=1)
     init_error: dict[str, Any] | None = None
     try:
