@@ -8,6 +8,7 @@
     thumbs serve [--port P]
     thumbs console [--port P]
     thumbs cost --images N [--avg-mp M] | --backfill N
+    thumbs latency [--avg-mp M]              (one upload on AWS, on paper)
     thumbs burst [--uploads N] [--seconds S] [--concurrency C]
     thumbs verify [--timeout S]              (with --stack: after a deploy)
 
@@ -18,7 +19,7 @@ With ``--stack NAME`` (and ``--profile``/``--region`` or the usual AWS environme
 (``thumbs/aws.py``).
 
 This module only parses arguments and hands over: each engine is imported when a command
-needs it, so ``thumbs cost`` and ``thumbs burst`` never load moto and ``--stack`` never starts a local stack.
+needs it, so ``thumbs cost``, ``latency`` and ``burst`` never load moto and ``--stack`` never starts a local stack.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import sys
 
 from .terminal import console, out
 
-# With --stack these work on a deployed stack; the rest run locally (cost and burst: anywhere).
+# With --stack these work on a deployed stack; the rest run locally (cost, latency and burst: anywhere).
 STACK_COMMANDS = ("executions", "history", "replay", "backfill", "drain-dlq", "verify")
 
 
@@ -114,6 +115,11 @@ def build_parser() -> argparse.ArgumentParser:
     cost.add_argument("--retries", type=float, default=0.0, help="average retried tasks per image (default 0)")
     cost.add_argument("--prices", help="a JSON file overriding prices (see thumbs/prices.json)")
 
+    latency = commands.add_parser(
+        "latency", help="one upload's time on AWS, hop by hop, p50 and p99, warm and cold, on paper"
+    )
+    latency.add_argument("--avg-mp", type=float, default=12.0, help="megapixels of the upload (default 12)")
+
     burst = commands.add_parser(
         "burst", help="simulate a burst of uploads on AWS against Lambda's concurrency: what fails, how long it drains"
     )
@@ -144,7 +150,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--concurrency must be at least 1")
     if args.command == "drain-dlq" and not args.stack:
         parser.error("drain-dlq needs --stack: the local stack delivers events without a queue")
-    if args.stack and args.command not in (*STACK_COMMANDS, "cost", "burst"):
+    if args.stack and args.command not in (*STACK_COMMANDS, "cost", "latency", "burst"):
         parser.error(f"{args.command} runs locally; --stack works with {', '.join(STACK_COMMANDS)}")
     return args
 
@@ -161,6 +167,10 @@ def main(argv: list[str] | None = None) -> int:
             from .cost import cmd_cost
 
             return cmd_cost(args, out, StateFolder(state_root(args.state)).cache_dir)
+        if args.command == "latency":
+            from .latency import cmd_latency
+
+            return cmd_latency(args, out, StateFolder(state_root(args.state)).cache_dir)
         if args.command == "burst":
             from .burst import cmd_burst
 
