@@ -8,11 +8,18 @@
   const g = new dagre.graphlib.Graph();
   g.setGraph({ rankdir: "TB", nodesep: 28, ranksep: 36, marginx: 8, marginy: 8 });
   g.setDefaultEdgeLabel(() => ({}));
+  // A Map's iterations in item order ("128 px" before "1024 px"), on one line the box is sized to:
+  // about 7 px a character of the 12 px font.
+  const iterationLine = (node) =>
+    Object.entries(node.iterations || {})
+      .sort(([a], [b]) => parseFloat(a) - parseFloat(b) || a.localeCompare(b))
+      .map(([i, o]) => `${i}: ${o}`)
+      .join("  ");
   for (const node of data.nodes) {
     const terminal = node.kind === "start" || node.kind === "end";
-    const iterations = Object.keys(node.iterations || {}).length;
-    const width = terminal ? 70 : Math.max(190, 30 + 92 * iterations);
-    g.setNode(node.id, { width, height: terminal ? 30 : (iterations ? 62 : 46), node });
+    const line = iterationLine(node);
+    const width = terminal ? 70 : Math.max(190, 24 + 7 * line.length);
+    g.setNode(node.id, { width, height: terminal ? 30 : (line ? 62 : 46), node });
   }
   for (const edge of data.edges) g.setEdge(edge.from, edge.to, { kind: edge.kind });
   dagre.layout(g);
@@ -44,10 +51,10 @@
     if (!terminal) {
       const status = make("text", { x, y: y + 12, "text-anchor": "middle", class: "outcome" }, link);
       status.textContent = node.outcome;
-      const entries = Object.entries(node.iterations || {});
-      if (entries.length) {
+      const iterations = iterationLine(node);
+      if (iterations) {
         const line = make("text", { x, y: y + 27, "text-anchor": "middle", class: "iterations" }, link);
-        line.textContent = entries.map(([i, o]) => `${i}: ${o}`).join("  ");
+        line.textContent = iterations;
       }
       link.addEventListener("click", () => {
         const panel = document.getElementById(`state-${id}`);
