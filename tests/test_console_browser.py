@@ -91,9 +91,16 @@ def test_upload_open_the_run_read_its_graph_and_states_and_keys_stay_text(browse
     page.wait_for_selector("#graph svg")
     outcomes = {node.get_attribute("data-state"): outcome(node) for node in page.locator("#graph a.node").all()}
     assert outcomes["Validate"] == outcomes["Record"] == outcomes["Thumbnails"] == "succeeded"
-    assert outcomes["Forget"] == outcomes["RecordRejected"] == "not entered"
+    assert outcomes["RecordRejected"] == outcomes["Rejected"] == "not entered"
     iterations = page.locator("#graph a.node[data-state=Thumbnails]").text_content()
     assert all(f"{size} px: succeeded" in iterations for size in (128, 256, 1024))  # each size, its outcome
+    assert iterations.index("128 px") < iterations.index("256 px") < iterations.index("1024 px")  # item order
+    text_width, box_width = page.evaluate(
+        """() => { const node = document.querySelector('#graph a.node[data-state=Thumbnails]');
+                   return [node.querySelector('text.iterations').getComputedTextLength(),
+                           node.querySelector('rect').getBBox().width]; }"""
+    )
+    assert 0 < text_width < box_width  # the line fits its box
     assert page.locator("h2").inner_text().endswith("SUCCEEDED")
     assert page.locator("figure img").count() == 4  # the original and three thumbnails
 
