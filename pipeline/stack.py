@@ -130,13 +130,19 @@ class ThumbnailStack(Stack):
         upload_rule = events.Rule(
             self,
             "OnUpload",
-            description="S3 Object Created or Deleted in the upload bucket starts the pipeline",
-            event_pattern=events.EventPattern(
-                source=["aws.s3"],
-                detail_type=[OBJECT_CREATED, OBJECT_DELETED],
-                detail=upload_detail,
-            ),
+            description="S3 Object Created in the upload bucket starts the pipeline",
+            event_pattern=events.EventPattern(source=["aws.s3"], detail_type=[OBJECT_CREATED], detail=upload_detail),
             targets=[targets.SfnStateMachine(self.state_machine, **delivery)],
+        )
+        # A deletion needs no workflow: Record alone marks it DELETED and removes the thumbnails.
+        # Sending it straight there keeps the state machine free of a Choice every upload would
+        # pay a transition for. Lambda retries a failed deletion twice, then dead-letters it.
+        events.Rule(
+            self,
+            "OnDelete",
+            description="S3 Object Deleted in the upload bucket: Record marks it DELETED and removes the thumbnails",
+            event_pattern=events.EventPattern(source=["aws.s3"], detail_type=[OBJECT_DELETED], detail=upload_detail),
+            targets=[targets.LambdaFunction(functions.record, **delivery)],
         )
         events.Rule(  # Standard only emits these; an Express run records FAILED itself
             self,

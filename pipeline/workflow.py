@@ -1,10 +1,12 @@
 """The state machine: Validate, a Map of Resize (one iteration per size), Record.
 
-    ObjectEvent ──(Object Deleted)──► Forget (record DELETED, remove the thumbnails)
-       │ (Object Created)
     Validate ──► Thumbnails (Map: Resize per size) ──► Record
        │ rejection            │ rejection
        └──────────────► RecordRejected ──► Rejected (Succeed)
+
+Only uploads start it. A deletion goes by a rule of its own straight to Record, which marks
+the record DELETED and removes the thumbnails (``stack.py``): so an upload does not pay a
+Choice's transition to tell the two apart, and a deletion pays no transition at all.
 
 Error model:
 * Lambda service errors and our ``TransientError`` are retried with capped, fully jittered
@@ -26,7 +28,7 @@ from aws_cdk import Duration
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
-from awsio import CAUGHT_REJECTIONS, OBJECT_DELETED, TransientError
+from awsio import CAUGHT_REJECTIONS, TransientError
 from constructs import Construct
 
 LAMBDA_SERVICE_ERRORS = (
@@ -178,13 +180,6 @@ def build_definition(
 
     validate_task.add_catch(record_rejected, errors=list(CAUGHT_REJECTIONS), result_path="$.error")
     thumbnails.add_catch(record_rejected, errors=list(CAUGHT_REJECTIONS), result_path="$.error")
-    forget = invoke(
-        scope,
-        "Forget",
-        record,
-        {"status": "DELETED", "event": original_event, "execution_arn": execution},
-        result_path=sfn.JsonPath.DISCARD,
-    )
     if catch_all:
         record_failed = invoke(
             scope,
@@ -206,11 +201,6 @@ def build_definition(
                 cause_path="$.error.Cause",
             )
         )
-        for task in (validate_task, thumbnails, record_task, record_rejected_task, forget):
+        for task in (validate_task, thumbnails, record_task, record_rejected_task):
             task.add_catch(record_failed, errors=["States.ALL"], result_path="$.error")  # after the rejections
-    created = validate_task.next(thumbnails).next(record_task)
-    return (
-        sfn.Choice(scope, "ObjectEvent", comment="S3 sends uploads and deletions through the same rule")
-        .when(sfn.Condition.string_equals("$.detail-type", OBJECT_DELETED), forget)
-        .otherwise(created)
-    )
+    return validate_task.next(thumbnails).next(record_task)

@@ -76,7 +76,10 @@ def test_executions_history_and_replay_of_a_failed_run(deployed, capsys):
 
     # The local stack redrives as AWS does: the same execution resumes at the state that failed.
     code, replayed = thumbs(capsys, "replay", "--failed", "--since", "1h", "--rate", "20")
-    assert code == 0 and "1 redriven, 0 restarted as new executions, 0 skipped, 0 error(s)" in replayed
+    assert (
+        code == 0
+        and "1 redriven, 0 restarted as new executions, 0 deletion(s) sent to Record, 0 skipped, 0 error(s)" in replayed
+    )
     assert deployed.wait_for_executions(2, timeout=120)
     record = record_of(deployed, "a photo.jpg")
     assert record["status"] == "SUCCEEDED" and record["execution_arn"] == failed["executionArn"]
@@ -90,11 +93,15 @@ def test_executions_history_and_replay_of_a_failed_run(deployed, capsys):
     before = [e for e in events[:redrive] if e["type"].endswith("StateExited")]
     after = [e for e in events[redrive:] if e["type"].endswith("StateEntered")]
     definition = json.loads(sfn.describe_state_machine(stateMachineArn=deployed.state_machine_arn)["definition"])
-    assert len(before) + len(after) == count_transitions(definition, 3) == 7
+    assert len(before) + len(after) == count_transitions(definition, 3) == 6
 
     # A redriven run that succeeded is not replayed again.
     code, again = thumbs(capsys, "replay", name)
-    assert code == 0 and "0 redriven, 0 restarted as new executions, 1 skipped" in again and "it succeeded" in again
+    assert (
+        code == 0
+        and "0 redriven, 0 restarted as new executions, 0 deletion(s) sent to Record, 1 skipped" in again
+        and "it succeeded" in again
+    )
 
 
 def test_drain_dlq_starts_lost_uploads_records_lost_failures_and_keeps_the_rest(deployed, capsys):
@@ -121,17 +128,24 @@ def test_drain_dlq_starts_lost_uploads_records_lost_failures_and_keeps_the_rest(
                    "input": json.dumps({**lost, "detail": {**lost["detail"], "object": {
                        **lost["detail"]["object"], "key": "timed out.jpg"}}})},
     }  # fmt: skip
-    for body in (json.dumps(lost), json.dumps(failure), "not json"):
+    s3.put_object(Bucket=deployed.upload_bucket, Key="gone.jpg", Body=encode(photo(), "JPEG"))
+    deployed.wait_for_executions(before + 2, timeout=120)
+    gone = {**lost, "id": str(uuid.uuid4()), "detail-type": "Object Deleted", "detail": {
+        **lost["detail"], "object": {"key": "gone.jpg", "sequencer": "F" * 24}, "reason": "DeleteObject",
+    }}  # fmt: skip
+    for body in (json.dumps(lost), json.dumps(failure), json.dumps(gone), "not json"):
         sqs.send_message(QueueUrl=queue, MessageBody=body)
 
     code, dry = thumbs(capsys, "drain-dlq", "--dry-run")
-    assert code == 0 and "Dry run: 0 execution(s) started" in dry and "3 message(s) left" in dry
+    assert code == 0 and "Dry run: 0 execution(s) started" in dry and "4 message(s) left" in dry
     code, drained = thumbs(capsys, "drain-dlq")
     assert code == 1  # the message that is not ours stays, and says so
     assert (
-        "1 execution(s) started, 0 already started before, 1 failure notice(s) recorded, 1 message(s) left" in drained
+        "1 execution(s) started, 0 already started before, 1 failure notice(s) recorded, 1 deletion(s) recorded, "
+        "1 message(s) left" in drained
     )
-    assert deployed.wait_for_executions(before + 2, timeout=120)
+    assert record_of(deployed, "gone.jpg")["status"] == "DELETED"  # Record itself, as the OnDelete rule sends it
+    assert deployed.wait_for_executions(before + 3, timeout=120)
     assert record_of(deployed, "lost.jpg")["status"] == "SUCCEEDED"
     timed_out = record_of(deployed, "timed out.jpg")
     assert timed_out["status"] == "FAILED" and timed_out["execution_status"] == "TIMED_OUT"
@@ -268,10 +282,21 @@ def test_an_express_stack_replays_its_failures_from_the_records(deployed, capsys
     assert replayed["status"] == "SUCCEEDED" and replayed["replay_of"] == "arn:aws:states:express:lost"
 
 
-def test_a_deletion_record_replays_as_a_deletion():
-    record = {"bucket": "b", "key": "k", "sequencer": "0A", "event_time": "2026-11-29T00:00:00+00:00", "etag": ""}
-    event = aws.event_from_record(record, "us-east-1")
+def test_a_deletion_record_replays_as_a_deletion_sent_to_record_not_to_the_state_machine(deployed):
+    found = aws.DeployedStack.find(STACK, boto3.Session(region_name="us-east-1"))
+    express = aws.DeployedStack(STACK, {**found.outputs, "WorkflowType": "EXPRESS"}, found.session)
+    boto3.client("s3").put_object(Bucket=deployed.upload_bucket, Key="express/gone.jpg", Body=encode(photo(), "JPEG"))
+    before = len(deployed.ended)
+    assert deployed.wait_for_executions(before + 1, timeout=120)
+    item = record_of(deployed, "express/gone.jpg")
+    # an EXPRESS catch-all's FAILED record of a deletion: no etag, a newer sequencer
+    failed = {**item, "status": "FAILED", "etag": "", "sequencer": "F" * 24, "execution_arn": "arn:x:gone"}
+    event = aws.event_from_record(failed, "us-east-1")
     assert event["detail-type"] == "Object Deleted" and "etag" not in event["detail"]["object"]
+    outcome = aws.replay_record(express, boto3.client("stepfunctions"), failed)
+    assert outcome.action == "recorded" and outcome.arn == "arn:x:gone"
+    assert record_of(deployed, "express/gone.jpg")["status"] == "DELETED"
+    assert len(deployed.ended) == before + 1  # no execution was started for it
 
 
 def test_history_commands_on_an_express_stack_point_to_its_logs(deployed, capsys):

@@ -112,7 +112,7 @@ def test_the_execution_page_shows_states_attempts_events_record_and_thumbnails(c
     view = requests.get(f"{base}/api/executions/{good}", timeout=30).json()
     outcomes = {s["name"]: s["outcome"] for s in view["states"]}
     assert outcomes["Validate"] == outcomes["Record"] == outcomes["Thumbnails"] == "succeeded"
-    assert outcomes["Forget"] == outcomes["RecordRejected"] == "not entered"
+    assert outcomes["RecordRejected"] == outcomes["Rejected"] == "not entered"
     (mapped,) = [s for s in view["states"] if s["name"] == "Thumbnails"]
     assert mapped["iterations"] == {"0": "succeeded", "1": "succeeded", "2": "succeeded"}
     assert sorted(mapped["labels"].values()) == ["1024 px", "128 px", "256 px"]  # each item's size
@@ -185,7 +185,7 @@ def test_the_timeline_says_where_the_seconds_went(console):
     good = rows(base, q="script")[0]["name"]
     timeline = requests.get(f"{base}/api/executions/{good}", timeout=30).json()["timeline"]
     bars = {bar["name"]: bar for bar in timeline["bars"]}
-    assert list(bars) == ["ObjectEvent", "Validate", "Thumbnails", "Record"]  # in the order they ran
+    assert list(bars) == ["Validate", "Thumbnails", "Record"]  # in the order they ran
     assert all(0 <= bar["left"] <= 100 and 0 < bar["width"] <= 100 for bar in bars.values())
     assert bars["Validate"]["left"] <= bars["Thumbnails"]["left"] <= bars["Record"]["left"]
     assert abs(sum(bar["seconds"] for bar in bars.values()) - timeline["total"]) < timeline["total"]

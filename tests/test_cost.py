@@ -12,19 +12,18 @@ from thumbs.cost import count_transitions, estimate, load_prices, stages
 
 
 def test_transitions_are_counted_from_the_definition(definition):
-    # Choice, Validate, Map, one Resize per size, Record: the StateEntered events of a real run
-    # (tests/test_aws.py checks 7 against one).
-    assert count_transitions(definition, 3) == 7
-    assert count_transitions(definition, 5) == 9
-    assert count_transitions(definition, 3, "Object Deleted") == 2  # Choice, Forget
+    # Validate, Map, one Resize per size, Record: the StateEntered events of a real run
+    # (tests/test_aws.py checks 6 against one). A deletion starts no execution.
+    assert count_transitions(definition, 3) == 6
+    assert count_transitions(definition, 5) == 8
 
 
 def test_the_estimate_follows_the_configuration(definition):
     prices = load_prices()
     base = estimate(PipelineConfig(), definition, prices, 1_000_000, 12, 0)
-    assert base["standard"]["Step Functions state transitions"] == pytest.approx(1_000_000 * 7 * 0.025 / 1000)
+    assert base["standard"]["Step Functions state transitions"] == pytest.approx(1_000_000 * 6 * 0.025 / 1000)
     retried = estimate(PipelineConfig(), definition, prices, 1_000_000, 12, 2)
-    assert retried["transitions_per_image"] == 9
+    assert retried["transitions_per_image"] == 8
     assert retried["standard"]["Lambda requests"] > base["standard"]["Lambda requests"]
     bigger = estimate(PipelineConfig(), definition, prices, 1_000_000, 48, 0)
     assert bigger["standard"]["Lambda compute"] > base["standard"]["Lambda compute"]
@@ -53,8 +52,8 @@ def test_prices_are_dated_and_can_be_overridden(tmp_path):
 def test_thumbs_cost_prints_standard_and_express_side_by_side(capsys, tmp_path):
     assert main(["--state", str(tmp_path), "cost", "--images", "1000000"]) == 0
     printed = capsys.readouterr().out
-    assert "Standard (USD)" in printed and "Express (USD)" in printed and "175.00" in printed
-    assert "7 transitions per image" in printed and "no RedriveExecution" in printed
+    assert "Standard (USD)" in printed and "Express (USD)" in printed and "150.00" in printed
+    assert "6 transitions per image" in printed and "no RedriveExecution" in printed
 
 
 @pytest.fixture(scope="module")

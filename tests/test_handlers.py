@@ -500,10 +500,12 @@ def test_a_deletion_marks_the_record_deleted_and_removes_its_thumbnails(aws):
     s3, table = aws
     event, keys = processed(s3, table, "gone.jpg", "0062E99A88DC407460")
     assert thumbnail_keys(s3) == sorted(keys)
-    result = record({"status": "DELETED", "event": deleted(event, "0062E99A88DC4074B0")}, table, SOURCE, s3, THUMBS)
+    # the OnDelete rule gives Record the S3 event itself: no execution, so no execution_arn
+    result = record(deleted(event, "0062E99A88DC4074B0"), table, SOURCE, s3, THUMBS)
     assert result["written"] and result["thumbnails_removed"] == 2
     item = table.get_item(Key={"source_id": source_id(SOURCE, "gone.jpg")})["Item"]
     assert item["status"] == "DELETED" and item["thumbnails"] == [] and item["sequencer"] == "0062E99A88DC4074B0"
+    assert item.get("execution_arn") is None
     assert thumbnail_keys(s3) == []
 
 
@@ -523,7 +525,7 @@ def test_a_late_deletion_never_touches_a_newer_upload(aws):
     s3, table = aws
     old, _ = processed(s3, table, "again.jpg", "0062E99A88DC407460")
     _, keys = processed(s3, table, "again.jpg", "0062E99A88DC4074C0")  # re-uploaded after the deletion
-    late = record({"status": "DELETED", "event": deleted(old, "0062E99A88DC407480")}, table, SOURCE, s3, THUMBS)
+    late = record(deleted(old, "0062E99A88DC407480"), table, SOURCE, s3, THUMBS)
     assert not late["written"]
     assert table.get_item(Key={"source_id": source_id(SOURCE, "again.jpg")})["Item"]["status"] == "SUCCEEDED"
     assert thumbnail_keys(s3) == sorted(keys)

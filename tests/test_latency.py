@@ -11,10 +11,10 @@ from thumbs.latency import BYTECODE, HANDLER_IMPORT, RUNTIME_INIT, TRANSITION, c
 
 
 def test_the_path_is_the_states_an_upload_enters_one_after_another(definition):
-    # ObjectEvent, Validate, Thumbnails, Resize (the three sizes side by side), Record
-    assert critical_path(definition, 3) == (5, ["Validate", "Resize", "Record"])
+    # Validate, Thumbnails, Resize (the three sizes side by side), Record
+    assert critical_path(definition, 3) == (4, ["Validate", "Resize", "Record"])
     # the Map runs MaxConcurrency (10 by default) at a time: 25 sizes are three waves of Resize
-    assert critical_path(definition, 25) == (7, ["Validate", "Resize", "Resize", "Resize", "Record"])
+    assert critical_path(definition, 25) == (6, ["Validate", "Resize", "Resize", "Resize", "Record"])
 
 
 def test_the_stage_hops_are_thumbs_costs_stage_times(definition):
@@ -25,7 +25,7 @@ def test_the_stage_hops_are_thumbs_costs_stage_times(definition):
             assert found[stage.name.capitalize()].p50_ms == stage.billed_ms
     bigger = {hop.name: hop for hop in hops(config, definition, 48)}
     assert bigger["Validate"].p50_ms > found["Validate"].p50_ms  # decoding scales with megapixels
-    assert found["Step Functions: 5 transitions in sequence"].p50_ms == 5 * TRANSITION[0]
+    assert found["Step Functions: 4 transitions in sequence"].p50_ms == 4 * TRANSITION[0]
 
 
 def test_a_cold_path_adds_one_init_per_function_and_p99_is_above_p50(definition):
@@ -44,6 +44,6 @@ def test_thumbs_latency_prints_the_hops_and_the_totals(capsys, tmp_path):
     assert main(["--state", str(tmp_path), "latency"]) == 0
     printed = capsys.readouterr().out
     assert "S3 -> EventBridge -> StartExecution" in printed and "cold: handler import x 3" in printed
-    assert "warm: p50 1.6 s" in printed and "cold: p50 2.7 s" in printed
+    assert "warm: p50 1.6 s" in printed and "cold: p50 2.6 s" in printed
     assert main(["--state", str(tmp_path), "latency", "--avg-mp", "0"]) == 2
     assert "--avg-mp must be positive" in capsys.readouterr().err

@@ -124,7 +124,7 @@ def test_express_records_failures_itself_and_standard_does_not(express_template,
     states = express["States"]
     assert states["RecordFailed"]["Next"] == "Failed" and states["Failed"]["Type"] == "Fail"
     assert states["RecordFailed"]["Parameters"]["status"] == "FAILED"
-    for name in ("Validate", "Thumbnails", "Record", "RecordRejected", "Forget"):
+    for name in ("Validate", "Thumbnails", "Record", "RecordRejected"):
         catchers = states[name].get("Catch", [])
         assert catchers[-1]["ErrorEquals"] == ["States.ALL"] and catchers[-1]["Next"] == "RecordFailed", name
         assert all("States.ALL" not in c["ErrorEquals"] for c in catchers[:-1])  # rejections are matched first

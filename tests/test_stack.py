@@ -39,11 +39,9 @@ def lambda_functions(template):
 
 def test_definition_is_validate_then_map_of_resize_then_record(definition):
     states = definition["States"]
-    assert definition["StartAt"] == "ObjectEvent"
-    (deleted,) = states["ObjectEvent"]["Choices"]
-    assert deleted == {"Variable": "$.detail-type", "StringEquals": "Object Deleted", "Next": "Forget"}
-    assert states["ObjectEvent"]["Default"] == "Validate"
-    assert states["Forget"]["End"] is True and states["Forget"]["Parameters"]["status"] == "DELETED"
+    # only uploads start it (deletions have a rule of their own), so no Choice costs them a transition
+    assert definition["StartAt"] == "Validate"
+    assert not [s for s in states.values() if s["Type"] == "Choice"]
     assert states["Validate"]["Next"] == "Thumbnails"
     thumbnails = states["Thumbnails"]
     assert thumbnails["Type"] == "Map" and thumbnails["Next"] == "Record"
@@ -62,7 +60,7 @@ def all_tasks(definition):
 
 def test_every_task_retries_service_and_transient_errors_with_full_jitter(definition):
     tasks = all_tasks(definition)
-    assert set(tasks) == {"Validate", "Resize", "Record", "RecordRejected", "Forget"}
+    assert set(tasks) == {"Validate", "Resize", "Record", "RecordRejected"}
     for name, task in tasks.items():
         throttle, transient = task["Retry"][:2]
         assert set(LAMBDA_SERVICE_ERRORS) | {"TransientError"} == set(transient["ErrorEquals"]), name
@@ -84,13 +82,12 @@ def test_rejections_are_caught_and_recorded_nothing_else_is(definition):
         (catch,) = states[name]["Catch"]
         assert set(catch["ErrorEquals"]) == set(CAUGHT_REJECTIONS)
         assert catch["Next"] == "RecordRejected" and catch["ResultPath"] == "$.error"
-    assert all("Catch" not in states[name] for name in ("Record", "RecordRejected", "Forget"))
+    assert all("Catch" not in states[name] for name in ("Record", "RecordRejected"))
 
 
 def test_each_task_calls_its_own_function_with_the_execution_for_correlation(template, definition):
     logical = {name.split("Functions")[1][:-8].lower(): name for name in lambda_functions(template)}
     expected = {"Validate": "validate", "Resize": "resize", "Record": "record", "RecordRejected": "record"}
-    expected["Forget"] = "record"
     for name, task in all_tasks(definition).items():
         assert task["Resource"].endswith(f":function:{logical[expected[name]]}"), name
         assert task["Parameters"]["execution_arn.$"] == "$$.Execution.Id", name
@@ -113,16 +110,17 @@ def test_state_machine_is_standard_traced_and_logged(template):
 
 
 def rules(template):
+    """Each rule by its (one) detail-type."""
     return {
-        r["Properties"]["EventPattern"]["source"][0]: r["Properties"]
+        r["Properties"]["EventPattern"]["detail-type"][0]: r["Properties"]
         for r in resources_of_type(template, "AWS::Events::Rule").values()
     }
 
 
 def test_upload_rule_matches_object_created_in_the_upload_bucket_and_has_a_dlq(template):
-    rule = rules(template)["aws.s3"]
+    rule = rules(template)["Object Created"]
     pattern = rule["EventPattern"]
-    assert pattern["detail-type"] == ["Object Created", "Object Deleted"]
+    assert pattern["source"] == ["aws.s3"] and pattern["detail-type"] == ["Object Created"]
     bucket_ref = pattern["detail"]["bucket"]["name"][0]["Ref"]
     assert bucket_ref.startswith("StorageUploads")
     (target,) = rule["Targets"]
@@ -131,8 +129,21 @@ def test_upload_rule_matches_object_created_in_the_upload_bucket_and_has_a_dlq(t
     assert target["RetryPolicy"]["MaximumRetryAttempts"] == 185
 
 
+def test_deletions_go_straight_to_record_by_a_rule_of_their_own(template):
+    upload = rules(template)["Object Created"]["EventPattern"]
+    rule = rules(template)["Object Deleted"]
+    pattern = rule["EventPattern"]
+    assert pattern["source"] == ["aws.s3"] and pattern["detail"] == upload["detail"]  # the same bucket and keys
+    (target,) = rule["Targets"]
+    assert target["Arn"]["Fn::GetAtt"][0].startswith("FunctionsRecord") and "InputTransformer" not in target
+    assert target["DeadLetterConfig"]["Arn"]["Fn::GetAtt"][0].startswith("DeadLetters")
+    assert target["RetryPolicy"]["MaximumRetryAttempts"] == 185
+    (record,) = [f for name, f in lambda_functions(template).items() if name.startswith("FunctionsRecord")]
+    assert record["Properties"]["DeadLetterConfig"]["TargetArn"]["Fn::GetAtt"][0].startswith("DeadLetters")
+
+
 def test_failed_executions_are_recorded_by_a_status_change_rule(template):
-    rule = rules(template)["aws.states"]
+    rule = rules(template)["Step Functions Execution Status Change"]
     pattern = rule["EventPattern"]
     assert pattern["detail-type"] == ["Step Functions Execution Status Change"]
     assert set(pattern["detail"]["status"]) == {"FAILED", "TIMED_OUT", "ABORTED"}
@@ -161,8 +172,8 @@ def test_key_filters_and_reserved_concurrency_reach_the_template():
     from aws_cdk.assertions import Template
 
     template = Template.from_stack(stack).to_json()
-    rule = rules(template)["aws.s3"]
-    assert rule["EventPattern"]["detail"]["object"] == {"key": [{"wildcard": "in/*.jpg"}]}
+    for kind in ("Object Created", "Object Deleted"):
+        assert rules(template)[kind]["EventPattern"]["detail"]["object"] == {"key": [{"wildcard": "in/*.jpg"}]}
     functions = {name[len("Functions") : -8]: f for name, f in lambda_functions(template).items()}
     assert functions["Resize"]["Properties"]["ReservedConcurrentExecutions"] == 300
     assert "ReservedConcurrentExecutions" not in functions["Validate"]["Properties"]

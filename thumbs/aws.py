@@ -149,7 +149,11 @@ def execution_with_history(sfn: Any, arn: str) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Replayed:
-    """One replay: ``redriven`` (same ARN), ``restarted`` (a new ARN) or ``skipped``, and why."""
+    """One replay: ``redriven`` (same ARN), ``restarted`` (a new ARN), ``recorded`` or ``skipped``, and why.
+
+    ``recorded``: a deletion, sent to the Record function as its own rule sends one (no new
+    execution, so ``arn`` stays the old one).
+    """
 
     old_arn: str
     action: str
@@ -188,6 +192,19 @@ def _handled_since(execution_input: dict[str, Any], lookup: RecordLookup | None)
     return None
 
 
+def resend_deletion(stack: DeployedStack, event: dict[str, Any]) -> None:
+    """Give a deletion's S3 event to the Record function, as the OnDelete rule does; raise on its error.
+
+    The pipeline's state machine takes only uploads, so a deletion that failed (a run from
+    before deletions had their own rule, a dead letter, an EXPRESS FAILED record) is replayed here.
+    """
+    answer = stack.client("lambda").invoke(
+        FunctionName=stack.outputs["RecordFunctionName"], Payload=json.dumps(event).encode()
+    )
+    if answer.get("FunctionError"):
+        raise RuntimeError(f"Record refused the deletion: {answer['Payload'].read().decode()[:300]}")
+
+
 def replay(stack: DeployedStack, sfn: Any, arn: str, lookup: RecordLookup | None = None) -> Replayed:
     """Redrive, or restart as a new linked execution; skipped when the record shows it handled.
 
@@ -208,6 +225,9 @@ def replay(stack: DeployedStack, sfn: Any, arn: str, lookup: RecordLookup | None
         sfn.redrive_execution(executionArn=arn, clientToken=str(uuid.uuid4()))
         return Replayed(arn, "redriven", arn, "resumes at the failed state")
     execution_input["replay_of"] = arn
+    if execution_input.get("detail-type") == OBJECT_DELETED:
+        resend_deletion(stack, execution_input)
+        return Replayed(arn, "recorded", arn, "a deletion goes to Record, not to a new execution")
     name = f"{described['name'][:62]}-replay-{uuid.uuid4().hex[:12]}"  # names are at most 80 characters
     started = sfn.start_execution(stateMachineArn=stack.state_machine_arn, name=name, input=json.dumps(execution_input))
     why = described.get("redriveStatusReason") or "not redrivable"
@@ -264,10 +284,13 @@ def event_from_record(record: dict[str, Any], region: str) -> dict[str, Any]:
 def replay_record(stack: DeployedStack, sfn: Any, record: dict[str, Any]) -> Replayed:
     """Start a new execution for a FAILED record (EXPRESS: there is no execution to redrive)."""
     event = event_from_record(record, stack.session.region_name or "")
+    old = record.get("execution_arn") or record["source_id"]
+    if event["detail-type"] == OBJECT_DELETED:
+        resend_deletion(stack, event)
+        return Replayed(old, "recorded", old, "EXPRESS: the deletion, rebuilt from the FAILED record, sent to Record")
     started = sfn.start_execution(
         stateMachineArn=stack.state_machine_arn, name=f"replay-{uuid.uuid4().hex}", input=json.dumps(event)
     )
-    old = record.get("execution_arn") or record["source_id"]
     return Replayed(old, "restarted", started["executionArn"], "EXPRESS: rebuilt from the FAILED record")
 
 
@@ -295,12 +318,14 @@ class DrainResult:
     started: int = 0
     already_started: int = 0
     failures_recorded: int = 0
+    deletions_recorded: int = 0
     left: int = 0
 
     def summary(self) -> str:
         return (
             f"{self.started} execution(s) started, {self.already_started} already started before, "
-            f"{self.failures_recorded} failure notice(s) recorded, {self.left} message(s) left in the queue"
+            f"{self.failures_recorded} failure notice(s) recorded, {self.deletions_recorded} deletion(s) recorded, "
+            f"{self.left} message(s) left in the queue"
         )
 
 
@@ -343,13 +368,16 @@ def drain_dead_letters(
                 kept.append(message["ReceiptHandle"])
                 continue
             try:
-                if kind == STATUS_CHANGE:
+                if kind in (STATUS_CHANGE, OBJECT_DELETED):  # both go to Record, as their rules send them
                     answer = lambda_.invoke(
                         FunctionName=stack.outputs["RecordFunctionName"], Payload=json.dumps(event).encode()
                     )
                     if answer.get("FunctionError"):
                         raise RuntimeError(answer["Payload"].read().decode()[:300])
-                    result.failures_recorded += 1
+                    if kind == STATUS_CHANGE:
+                        result.failures_recorded += 1
+                    else:
+                        result.deletions_recorded += 1
                 else:
                     try:
                         sfn.start_execution(
@@ -377,7 +405,7 @@ def replay_summary(outcomes: list[Replayed], errors: list[str]) -> str:
     counts = Counter(o.action for o in outcomes)
     return (
         f"{counts['redriven']} redriven, {counts['restarted']} restarted as new executions, "
-        f"{counts['skipped']} skipped, {len(errors)} error(s)"
+        f"{counts['recorded']} deletion(s) sent to Record, {counts['skipped']} skipped, {len(errors)} error(s)"
     )
 
 
@@ -466,7 +494,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
                     outcomes.append(replay_record(stack, sfn, target))
                 else:
                     outcomes.append(replay(stack, sfn, target, lookup))
-            except (ClientError, BotoCoreError) as exc:  # one refusal must not stop a bulk replay
+            except (ClientError, BotoCoreError, RuntimeError) as exc:  # one refusal must not stop a bulk replay
                 label = target["source_id"] if isinstance(target, dict) else target.rsplit(":", 1)[-1]
                 errors.append(f"{label}: {exc}")
             progress.advance(task)

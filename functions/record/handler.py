@@ -31,7 +31,8 @@ it remakes, or the lowest one when there is none, and a record is replaced at an
 sequencer only for the same etag: so a backfill never overwrites a newer upload's record or
 thumbnails, and an upload during a backfill wins.
 
-A deletion (S3 "Object Deleted", routed here by the state machine) marks the record DELETED
+A deletion (S3 "Object Deleted", delivered here by its own EventBridge rule, with no
+execution: the record's ``execution_arn`` is empty) marks the record DELETED
 and removes the thumbnails the record listed, but only if it is the newest event for the
 key, and only thumbnails written for an older upload: a re-upload that overtook a late
 delete event keeps its thumbnails.
@@ -77,13 +78,15 @@ _IMAGE_FIELDS = ("format", "width", "height", "mode", "frames", "orientation", "
 def build_record(
     request: dict[str, Any], source_bucket: str | None, now: datetime, settings: ImagingSettings | None = None
 ) -> dict[str, Any]:
-    """The item for a state-machine request or an execution status-change event.
+    """The item for a state-machine request, an execution status-change event or a deletion event.
 
     ``settings`` are this deployment's imaging settings: a rejection is stamped with their
     fingerprint (limits included); a success keeps the one validate reported, the settings
     its thumbnails were actually made with.
     """
     settings = settings or ImagingSettings()
+    if request.get("detail-type") == OBJECT_DELETED:  # the OnDelete rule delivers the S3 event itself
+        request = {"status": "DELETED", "event": request}
     if request.get("detail-type") == STATUS_CHANGE:
         return _failed_record(request["detail"], source_bucket, now)
     status = request.get("status")

@@ -204,7 +204,7 @@ def cmd_replay(args: argparse.Namespace, state: StateFolder) -> int:
         sfn = deployed.client("stepfunctions")
         lookup = aws.record_lookup(deployed, deployed.client("dynamodb"))
         outcomes = [aws.replay(deployed, sfn, execution["executionArn"], lookup) for execution in targets]
-        running = [o for o in outcomes if o.action != "skipped"]
+        running = [o for o in outcomes if o.action in ("redriven", "restarted")]
         session.wait(len(running), f"replaying {len(running)}")
         session.stack.runtime.wait_for_async()
         records = {source: session.record(source) for source in map(_source_id, targets)}
@@ -213,7 +213,7 @@ def cmd_replay(args: argparse.Namespace, state: StateFolder) -> int:
         table.add_column(column, overflow="fold")
     worst = 0
     for old, outcome in zip(targets, outcomes, strict=True):
-        now = state.find_execution(outcome.arn)
+        now = state.find_execution(outcome.arn) if outcome.action != "recorded" else {"status": "-"}
         if outcome.action == "restarted":
             now["replayOf"] = old["executionArn"]
             state.save_execution(now)
@@ -223,7 +223,8 @@ def cmd_replay(args: argparse.Namespace, state: StateFolder) -> int:
             old["name"], outcome.action, outcome.arn.rsplit(":", 1)[-1], status, record.get("status", "-"),
             outcome.reason,
         )  # fmt: skip
-        worst = max(worst, 1 if outcome.action != "skipped" and now["status"] != "SUCCEEDED" else 0)
+        done = now["status"] == "SUCCEEDED" or (outcome.action == "recorded" and record.get("status") == "DELETED")
+        worst = max(worst, 1 if outcome.action != "skipped" and not done else 0)
     out.print(table)
     return worst
 
