@@ -10,7 +10,7 @@ from typing import Any
 
 import boto3
 import pytest
-from awsio import InvalidEvent, SourceChanged, SourceMissing, TransientError, thumbnail_key
+from awsio import InvalidEvent, SourceChanged, SourceMissing, SourceObject, TransientError, staged_key, thumbnail_key
 from botocore.exceptions import ClientError
 from imaging import CorruptImage, ImagingSettings, TooLarge, UnsupportedFormat
 from moto import mock_aws
@@ -130,6 +130,15 @@ def test_keys_are_used_verbatim(aws, key):
     assert facts["key"] == key
     for target in facts["targets"]:
         assert len(target["key"].encode()) <= 1024
+
+
+def test_two_runs_of_one_version_stage_apart_and_a_rerun_finds_its_own():
+    """A backfill's run and an upload's of the same bytes: each staged thumbnail keeps its own run's sequencer."""
+    upload = SourceObject("b", "k.jpg", 10, "e" * 32, None, "00066187859AE7C200000001", "2026-12-01T00:00:00Z")
+    backfill_run = SourceObject(**{**upload.to_dict(), "sequencer": "0"})
+    assert staged_key(upload, 256, "jpg") != staged_key(backfill_run, 256, "jpg")
+    assert staged_key(upload, 256, "jpg") == staged_key(SourceObject(**upload.to_dict()), 256, "jpg")  # a redrive
+    assert staged_key(upload, 256, "jpg").endswith("/256.jpg") and staged_key(upload, 256, "jpg").startswith("_work/")
 
 
 def test_a_maximal_key_gets_a_hashed_thumbnail_key():

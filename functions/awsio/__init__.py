@@ -155,8 +155,16 @@ def intermediate_key(source: SourceObject) -> str:
 
 
 def staged_key(source: SourceObject, size: int, extension: str) -> str:
-    """Where resize writes a thumbnail until the run succeeds: one per object version and size."""
-    return f"{STAGED_PREFIX}{_version_identity(source)}/{size}.{extension}"
+    """Where resize writes a thumbnail until the run succeeds: one per object version, event and size.
+
+    The event's sequencer is part of it. A backfill run and an upload's run can make the same
+    version's thumbnails at once (the upload came after the listing); each staged object
+    carries its run's ``source-sequencer``, which Record copies onto the published thumbnail,
+    so sharing one key let the last Resize's run stamp the other's thumbnails. A redrive or a
+    duplicate delivery is the same event: it finds its own staged thumbnails again.
+    """
+    identity = hashlib.sha256(f"{_version_identity(source)}\n{source.sequencer}".encode()).hexdigest()
+    return f"{STAGED_PREFIX}{identity}/{size}.{extension}"
 
 
 def source_id(bucket: str, key: str) -> str:
