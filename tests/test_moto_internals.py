@@ -642,3 +642,59 @@ def test_a_start_execution_sync_task_answers_as_aws_does(stack):
     name = output["ExecutionArn"].rsplit(":", 1)[-1]
     assert name != "None" and uuid.UUID(name)  # an unnamed execution gets a UUID, as on AWS
     assert not moto_internals._awaited_ends  # nothing left waiting
+
+
+def test_a_copy_is_refused_when_its_destination_condition_does_not_hold(stack):
+    """Seam 21: If-Match and If-None-Match on CopyObject, checked against the destination as AWS does."""
+    from moto.s3.models import S3Backend
+    from moto.s3.responses import S3Response
+
+    assert list(inspect.signature(S3Response.copy_object).parameters) == ["self"]
+    assert "self.copy_object()" in inspect.getsource(S3Response._key_response_put)
+    copy = inspect.getsource(S3Backend.copy_object)  # why reads wait: the key is in place before its metadata
+    assert copy.index("self.put_object(") < copy.index(".set_metadata(")
+    s3, bucket = stack.client("s3"), stack.thumbnail_bucket
+    s3.put_object(Bucket=bucket, Key="cond/staged-a", Body=b"a")
+    s3.put_object(Bucket=bucket, Key="cond/staged-b", Body=b"b")
+
+    def copy(source: str, **condition):
+        return s3.copy_object(Bucket=bucket, Key="cond/dest", CopySource={"Bucket": bucket, "Key": source}, **condition)
+
+    def refused(code: str, source: str, **condition) -> None:
+        with pytest.raises(s3.exceptions.ClientError) as caught:
+            copy(source, **condition)
+        assert caught.value.response["Error"]["Code"] == code
+
+    refused("NoSuchKey", "cond/staged-a", IfMatch='"0123"')  # nothing there to match
+    first = copy("cond/staged-a", IfNoneMatch="*")["CopyObjectResult"]["ETag"]
+    refused("PreconditionFailed", "cond/staged-b", IfNoneMatch="*")  # something is there now
+    refused("PreconditionFailed", "cond/staged-b", IfMatch='"0123"')
+    copy("cond/staged-b", IfMatch=first)  # it is what we looked at: replaced
+    assert s3.get_object(Bucket=bucket, Key="cond/dest")["Body"].read() == b"b"
+    copy("cond/staged-a")  # unconditional copies are moto's own
+
+
+def test_record_does_not_publish_over_a_newer_thumbnail_written_after_its_look(stack):
+    """Two runs publishing one key: the newer one writes between the older one's HEAD and its copy."""
+    from record.handler import publish_thumbnails
+
+    s3, bucket = stack.client("s3"), stack.thumbnail_bucket
+    for name, sequencer in (("old", "00000000000000000000000A"), ("new", "00000000000000000000000B")):
+        s3.put_object(
+            Bucket=bucket, Key=f"race/staged-{name}", Body=name.encode(), Metadata={"source-sequencer": sequencer}
+        )
+    s3.copy_object(Bucket=bucket, Key="race/thumb.jpg", CopySource={"Bucket": bucket, "Key": "race/staged-old"})
+    looks = []
+
+    def newer_run_publishes(**_):  # another client, at S3: the newer upload's Record, mid-way through ours
+        looks.append(1)
+        if len(looks) == 1:
+            stack.client("s3").copy_object(
+                Bucket=bucket, Key="race/thumb.jpg", CopySource={"Bucket": bucket, "Key": "race/staged-new"}
+            )
+
+    s3.meta.events.register("after-call.s3.HeadObject", newer_run_publishes)
+    thumbnails = [{"key": "race/thumb.jpg", "staged_key": "race/staged-old"}]
+    assert publish_thumbnails(s3, bucket, thumbnails, "00000000000000000000000A") == 0
+    assert len(looks) == 2  # its copy was refused, it looked again and found the newer one
+    assert s3.get_object(Bucket=bucket, Key="race/thumb.jpg")["Body"].read() == b"new"

@@ -56,6 +56,7 @@ from awsio import (
     STATUS_CHANGE,
     InvalidEvent,
     SourceObject,
+    TransientError,
     aws_call,
     aws_client,
     aws_table,
@@ -203,8 +204,11 @@ def write_record(table: Any, item: dict[str, Any]) -> dict[str, Any] | None:
     return response.get("Attributes") or {}
 
 
-def _written_for(s3: Any, bucket: str, key: str) -> str | None:
-    """The sequencer of the upload the thumbnail at ``key`` was made from; None if there is none."""
+PUBLISH_ATTEMPTS = 5  # a thumbnail that changes under every look is a contention to retry, not to win
+
+
+def _current(s3: Any, bucket: str, key: str) -> tuple[str, str] | None:
+    """(ETag, the sequencer of the upload it was made from) of the thumbnail at ``key``, or None."""
     try:
         with aws_call("HeadObject"):
             head = s3.head_object(Bucket=bucket, Key=key)
@@ -212,28 +216,46 @@ def _written_for(s3: Any, bucket: str, key: str) -> str | None:
         if is_missing(exc):
             return None
         raise
-    return head.get("Metadata", {}).get("source-sequencer", "")
+    return head["ETag"], head.get("Metadata", {}).get("source-sequencer", "")
 
 
 def publish_thumbnails(s3: Any, bucket: str, thumbnails: list[dict[str, Any]], sequencer: str) -> int:
     """Copy each staged thumbnail to its key, unless a newer upload's thumbnail is there already.
 
-    Copies keep the staged object's headers and metadata (content type, cache control, source
-    etag and sequencer). A retry or duplicate copies the same bytes again: idempotent.
+    The copy is conditional on the thumbnail it looked at (``If-Match`` its ETag, or
+    ``If-None-Match: *`` when there was none): two runs publishing the same key at once (an
+    upload during a backfill) cannot both pass the look and then overwrite each other out of
+    order. A copy refused because the key changed looks again. Copies keep the staged
+    object's headers and metadata (content type, cache control, source etag and sequencer).
+    A retry or duplicate copies the same bytes again: idempotent.
     """
     published = 0
     for thumbnail in thumbnails:
-        written_for = _written_for(s3, bucket, thumbnail["key"])
-        if written_for and sequencer_order(written_for) > sequencer_order(sequencer):
-            continue  # a newer upload's thumbnail: an older run never overwrites it
-        with aws_call("CopyObject"):
-            s3.copy_object(
-                Bucket=bucket,
-                Key=thumbnail["key"],
-                CopySource={"Bucket": bucket, "Key": thumbnail["staged_key"]},
-                MetadataDirective="COPY",
-            )
-        published += 1
+        for _ in range(PUBLISH_ATTEMPTS):
+            current = _current(s3, bucket, thumbnail["key"])
+            if current and current[1] and sequencer_order(current[1]) > sequencer_order(sequencer):
+                break  # a newer upload's thumbnail: an older run never overwrites it
+            condition = {"IfMatch": current[0]} if current else {"IfNoneMatch": "*"}
+            try:
+                with aws_call("CopyObject"):
+                    s3.copy_object(
+                        Bucket=bucket,
+                        Key=thumbnail["key"],
+                        CopySource={"Bucket": bucket, "Key": thumbnail["staged_key"]},
+                        MetadataDirective="COPY",
+                        **condition,
+                    )
+            except Exception as exc:
+                # written or removed since the look (NoSuchKey: If-Match on a key now gone)
+                if error_code(exc) in ("PreconditionFailed", "ConditionalRequestConflict") or (
+                    current and error_code(exc) == "NoSuchKey"
+                ):
+                    continue
+                raise
+            published += 1
+            break
+        else:
+            raise TransientError(f"{thumbnail['key']} changed under each of {PUBLISH_ATTEMPTS} publish attempts")
     return published
 
 
@@ -254,9 +276,10 @@ def delete_thumbnails(s3: Any, bucket: str, replaced: dict[str, Any], deleted_se
     """Remove the thumbnails the replaced record listed that belong to an upload older than the deletion."""
     removed = 0
     for thumbnail in replaced.get("thumbnails") or []:
-        written_for = _written_for(s3, bucket, thumbnail["key"])
-        if written_for is None:
+        current = _current(s3, bucket, thumbnail["key"])
+        if current is None:
             continue
+        written_for = current[1]
         if written_for and sequencer_order(written_for) > sequencer_order(deleted_sequencer):
             continue  # a newer upload wrote this thumbnail after the deletion
         with aws_call("DeleteObject"):

@@ -79,6 +79,14 @@ does, or does slowly, is supplied here:
     their instances weakly (an S3 key closes its buffer when collected, without moto's
     warning for keys a reset missed), and finished interpreter threads are let go.
 
+21. moto checks a write's conditions (``If-Match``, ``If-None-Match: *``) on PutObject only,
+    and its CopyObject puts the new key in place before it sets the key's metadata: a HEAD in
+    between could see a thumbnail without its ``source-sequencer``, which Record would take for
+    nobody's. Here CopyObject checks the destination's conditions, and
+    a copy (check, write, metadata) and every HeadObject and GetObject run under one lock: a
+    copy is whole when anyone sees it, as on AWS, and of two runs publishing the same
+    thumbnail only one can replace what it looked at (Record).
+
 moto is pinned (``MOTO_VERSION``); ``tests/test_moto_internals.py`` fails loudly on an
 upgrade that moves any of these seams.
 """
@@ -222,6 +230,7 @@ def install(
     _patch_stored_executions()
     _patch_distributed_map()
     _patch_start_execution_task()
+    _patch_conditional_copy()
     _installed["patched"] = True
 
 
@@ -1920,3 +1929,38 @@ def _patch_start_execution_task() -> None:
     StateTaskServiceSfn._normalise_parameters = _normalise_parameters
     StateTaskServiceSfn._normalise_response = _normalise_response
     StateTaskServiceSfn._build_sync2_resolver = _build_sync2_resolver
+
+
+# 21. CopyObject: atomic for readers, and honouring the destination's If-Match and If-None-Match ----
+_whole_objects = threading.RLock()  # a copy, and each read of an object, hold it
+
+
+def _patch_conditional_copy() -> None:
+    from moto.s3.exceptions import MissingKey, PreconditionFailed
+    from moto.s3.responses import S3Response
+
+    original_copy, original_head, original_get = S3Response.copy_object, S3Response.head_object, S3Response.get_object
+
+    def copy_object(self: Any) -> Any:
+        if_match, if_none_match = self.headers.get("If-Match"), self.headers.get("If-None-Match")
+        with _whole_objects:
+            if if_match or if_none_match:
+                current = self.backend.get_object(self.bucket_name, self.parse_key_name())
+                if if_match:
+                    if current is None:
+                        raise MissingKey(key=self.parse_key_name())  # AWS: 404 NoSuchKey
+                    if if_match.strip('"') != current.etag.strip('"'):
+                        raise PreconditionFailed("If-Match")
+                if if_none_match == "*" and current is not None:
+                    raise PreconditionFailed("If-None-Match")
+            return original_copy(self)
+
+    def head_object(self: Any, *args: Any, **kwargs: Any) -> Any:
+        with _whole_objects:
+            return original_head(self, *args, **kwargs)
+
+    def get_object(self: Any, *args: Any, **kwargs: Any) -> Any:
+        with _whole_objects:
+            return original_get(self, *args, **kwargs)
+
+    S3Response.copy_object, S3Response.head_object, S3Response.get_object = copy_object, head_object, get_object
