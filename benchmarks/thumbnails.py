@@ -12,6 +12,12 @@ Methods:
 * vips: libvips ``thumbnail_buffer`` (shrink-on-load) + save (Q85), through pyvips;
 * floor: the decode alone, at the DCT scale ours picks (``draft`` for JPEG, else the full
   image). No thumbnail can be made faster in Pillow; ``/floor`` is ours against it.
+* alt: the decode swapped for a format-specific library (issue 17's candidates), then Pillow
+  as ours does it (Lanczos, orientation, JPEG q85 or WebP q82 with alpha). JPEG: libjpeg-turbo's
+  own scaled decode through simplejpeg, with every M/8 scale (3/8, 5/8, ...) where Pillow's
+  ``draft`` has only 1/2, 1/4 and 1/8. PNG: libspng through pyspng. Other inputs: nan. It skips
+  ours' colour management, so it bounds what the swap could gain. Its import (the library and
+  numpy, which both need) is not in the time: see "Candidate decoders" in docs/performance.md.
 
 libvips runs with one thread (VIPS_CONCURRENCY=1), as Pillow does: a Lambda below 1,769 MB
 has less than one vCPU, so the single-core time is what an invocation pays for.
@@ -40,7 +46,7 @@ if TYPE_CHECKING:
 ROOT = Path(__file__).resolve().parent.parent
 
 SIZES = (128, 256, 1024)
-METHODS = ("ours", "naive", "full", "vips", "floor")
+METHODS = ("ours", "naive", "full", "vips", "floor", "alt")
 
 
 def high_water_kb() -> int:
@@ -63,6 +69,8 @@ def _run_method(method: str, data: bytes, size: int) -> bytes:
         return image.write_to_buffer(".webp[Q=82]" if image.hasalpha() else ".jpg[Q=85]")
     from PIL import Image, ImageOps
 
+    if method == "alt":
+        return _alt(data, size)
     if method == "floor":
         from imaging.thumbnail import DRAFT_GAP, fit_within
 
@@ -97,10 +105,47 @@ def _run_method(method: str, data: bytes, size: int) -> bytes:
     return out.getvalue()
 
 
+def _alt(data: bytes, size: int) -> bytes:
+    """Decoded by a format-specific library (simplejpeg, pyspng), then Pillow as ours: Lanczos, orientation, save."""
+    from imaging.thumbnail import DRAFT_GAP, fit_within
+    from PIL import Image, ImageOps
+
+    header = Image.open(io.BytesIO(data))  # the header only: size, mode, EXIF
+    if header.format == "JPEG" and header.mode in ("RGB", "L"):
+        import simplejpeg
+
+        target = fit_within(header.width, header.height, size)
+        pixels = simplejpeg.decode_jpeg(
+            data,
+            colorspace="RGB" if header.mode == "RGB" else "GRAY",
+            min_width=int(target[0] * DRAFT_GAP),
+            min_height=int(target[1] * DRAFT_GAP),
+        )
+        image = Image.fromarray(pixels if header.mode == "RGB" else pixels[:, :, 0])
+    elif header.format == "PNG" and header.mode in ("RGB", "RGBA", "L"):
+        import pyspng
+
+        image = Image.fromarray(pyspng.load(data))
+    else:
+        raise SystemExit("alt: 8-bit RGB or grey JPEG, and 8-bit PNG, only")
+    image.thumbnail((size, size), Image.Resampling.LANCZOS, reducing_gap=2.0)
+    image.info["exif"] = header.info.get("exif", b"")
+    image = ImageOps.exif_transpose(image)
+    out = io.BytesIO()
+    if image.mode == "RGBA":
+        image.save(out, "WEBP", quality=82)
+    else:
+        image.save(out, "JPEG", quality=85)
+    return out.getvalue()
+
+
 def child(method: str, path: str, size: int, repeats: int, output: str) -> None:
     data = Path(path).read_bytes()
     if method == "vips":
         import pyvips  # noqa: F401  (import cost is not the work)
+    elif method == "alt":
+        import pyspng  # noqa: F401
+        import simplejpeg  # noqa: F401
     else:
         from PIL import Image  # noqa: F401
     base = high_water_kb()
@@ -186,9 +231,9 @@ def main() -> None:
 
     names = args.inputs or list(inputs.INPUTS)
     header = (
-        f"{'input':<24}{'size':>5} {'ours':>8}{'naive':>8}{'full':>8}{'vips':>8}{'floor':>8}"
-        f" {'/naive':>7}{'/vips':>7}{'/floor':>7}"
-        f" {'RSS MB':>7}{'vipsRSS':>8} {'SSIM':>6}{'vSSIM':>6}"
+        f"{'input':<24}{'size':>5} {'ours':>8}{'naive':>8}{'full':>8}{'vips':>8}{'floor':>8}{'alt':>8}"
+        f" {'/naive':>7}{'/vips':>7}{'/floor':>7}{'a/vips':>7}"
+        f" {'RSS MB':>7}{'vipsRSS':>8} {'SSIM':>6}{'vSSIM':>6}{'aSSIM':>6}"
     )
     print(header)
     print("-" * len(header))
@@ -212,16 +257,22 @@ def main() -> None:
                         row[method]["image"] = Image.open(output)
                         row[method]["image"].load()
                 ref = on_background(reference(path, size))
-                quality = {m: ssim(ref, on_background(row[m]["image"])) for m in ("ours", "vips")}
-            ours, naive, vips, floor = (row[m]["ms"] for m in ("ours", "naive", "vips", "floor"))
+                quality = {
+                    m: ssim(ref, on_background(row[m]["image"])) if row[m].get("image") else float("nan")
+                    for m in ("ours", "vips", "alt")
+                }
+            ours, naive, vips, floor, alt = (row[m]["ms"] for m in ("ours", "naive", "vips", "floor", "alt"))
             print(
                 f"{name:<24}{size:>5} {ours:>8.1f}{naive:>8.1f}{row['full']['ms']:>8.1f}{vips:>8.1f}{floor:>8.1f}"
-                f" {ours / naive:>7.2f}{ours / vips:>7.2f}{ours / floor:>7.2f}"
+                f"{alt:>8.1f} {ours / naive:>7.2f}{ours / vips:>7.2f}{ours / floor:>7.2f}{alt / vips:>7.2f}"
                 f" {row['ours']['peak_mb']:>7.0f}{row['vips']['peak_mb']:>8.0f}"
-                f" {quality['ours']:>6.3f}{quality['vips']:>6.3f}",
+                f" {quality['ours']:>6.3f}{quality['vips']:>6.3f}{quality['alt']:>6.3f}",
                 flush=True,
             )
-    print("nan: the method failed on that input (naive Pillow cannot thumbnail() a 16-bit image).")
+    print(
+        "nan: the method failed on or does not take that input (naive Pillow cannot thumbnail() a 16-bit "
+        "image; alt takes 8-bit JPEG and PNG only)."
+    )
 
 
 if __name__ == "__main__":
