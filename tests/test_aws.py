@@ -356,3 +356,26 @@ def test_backfill_on_a_deployed_stack_processes_what_is_stale_and_then_nothing(d
     assert record_of(deployed, "bf/notes.jpg")["status"] == "REJECTED"  # a handled outcome, not a failure
     code, printed = thumbs(capsys, "backfill", "--prefix", "bf/")
     assert code == 0 and "0 processed, 3 up to date" in printed
+
+
+def test_a_failed_deletion_run_past_redrive_is_sent_to_record_not_started_anew(deployed):
+    """A deletion's run from before deletions had their own rule: the pipeline now takes only uploads."""
+    s3 = boto3.client("s3")
+    s3.put_object(Bucket=deployed.upload_bucket, Key="old-run/gone.jpg", Body=encode(photo(), "JPEG"))
+    before = len(deployed.ended)
+    assert deployed.wait_for_executions(before + 1, timeout=120)
+    item = record_of(deployed, "old-run/gone.jpg")
+    deletion = aws.event_from_record({**item, "etag": "", "sequencer": "F" * 24}, "us-east-1")
+    stack = aws.DeployedStack.find(STACK, boto3.Session(region_name="us-east-1"))
+    _, sfn, stub = stubbed()  # Step Functions' side from the stub: an old run, past redrive
+    stub.add_response(
+        "describe_execution",
+        described("FAILED", input=json.dumps(deletion), redriveStatus="NOT_REDRIVABLE"),
+        {"executionArn": ARN},
+    )
+    with stub:  # a start_execution would find no stubbed response and fail here
+        outcome = aws.replay(stack, sfn, ARN)
+    assert outcome.action == "recorded" and outcome.arn == ARN
+    record = record_of(deployed, "old-run/gone.jpg")
+    assert record["status"] == "DELETED" and record["replay_of"] == ARN
+    assert "1 deletion(s) sent to Record" in aws.replay_summary([outcome], [])
