@@ -65,30 +65,45 @@ def load_prices(override: str | None = None) -> dict[str, Any]:
 
 def count_transitions(definition: dict[str, Any], items: int, detail_type: str = "Object Created") -> int:
     """States entered by one successful run of ``detail_type`` with ``items`` Map items."""
+    return len(states_entered(definition, items, following(detail_type)))
+
+
+def following(detail_type: str) -> Callable[[dict[str, Any]], str | None]:
+    """How an event of ``detail_type`` goes through a Choice on it: its branch, else the default."""
 
     def choose(state: dict[str, Any]) -> str | None:
         return next((c["Next"] for c in state["Choices"] if c.get("StringEquals") == detail_type), state.get("Default"))
 
-    return _walk(definition, definition["StartAt"], items, choose)
+    return choose
 
 
-def _walk(machine: dict[str, Any], name: str | None, items: int, choose: Callable[[dict[str, Any]], str | None]) -> int:
-    """States entered from ``name`` on; a Map runs its processor ``items`` times; ``choose`` follows a Choice."""
-    count = 0
+def states_entered(
+    machine: dict[str, Any],
+    items: int,
+    choose: Callable[[dict[str, Any]], str | None],
+    runs: Callable[[dict[str, Any], int], int] = lambda state, items: items,
+) -> list[tuple[str, str]]:
+    """(name, type) of each state entered from ``StartAt`` on, in order.
+
+    A Map's processor is entered ``runs(map_state, items)`` times (every item, by default);
+    ``choose`` follows a Choice.
+    """
+    entered: list[tuple[str, str]] = []
+    name = machine["StartAt"]
     while name:
         state = machine["States"][name]
-        count += 1
         kind = state["Type"]
+        entered.append((name, kind))
         if kind == "Choice":
             name = choose(state)
             continue
         if kind == "Map":
             processor = state.get("ItemProcessor") or state["Iterator"]
-            count += items * _walk(processor, processor["StartAt"], items, choose)
+            entered += runs(state, items) * states_entered(processor, items, choose, runs)
         if kind in ("Succeed", "Fail") or state.get("End"):
             break
         name = state.get("Next")
-    return count
+    return entered
 
 
 @dataclass(frozen=True)
@@ -184,7 +199,7 @@ def batch_transitions(processor: dict[str, Any], stale: int) -> int:
         first = state["Choices"][0]
         return first["Next"] if first.get("IsPresent") is True and stale > 0 else state.get("Default")
 
-    return _walk(processor, processor["StartAt"], stale, choose)
+    return len(states_entered(processor, stale, choose))
 
 
 def backfill_estimate(

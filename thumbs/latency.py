@@ -27,7 +27,7 @@ from typing import Any
 
 from pipeline.config import PipelineConfig
 
-from .cost import stages
+from .cost import following, stages, states_entered
 
 # (p50 ms, p99 ms, source). The sources are spelled out in docs/latency.md, with links.
 S3_TO_EXECUTION = (
@@ -57,36 +57,14 @@ def critical_path(definition: dict[str, Any], items: int) -> tuple[int, list[str
     """(transitions one after another, Task states in order) for an upload with ``items`` sizes.
 
     A Map's processor runs ``MaxConcurrency`` items at a time (0 or absent: all at once), so
-    its states are on the path once per wave. A Choice follows the upload's branch, the one
-    that is not a deletion's.
+    its states are on the path once per wave. A Choice follows the upload's branch.
     """
-    transitions, tasks = 0, []
 
-    def walk(machine: dict[str, Any], name: str | None) -> None:
-        nonlocal transitions
-        while name:
-            state = machine["States"][name]
-            transitions += 1
-            kind = state["Type"]
-            if kind == "Choice":
-                name = next(
-                    (c["Next"] for c in state["Choices"] if c.get("StringEquals") == "Object Created"),
-                    state.get("Default"),
-                )
-                continue
-            if kind == "Task":
-                tasks.append(name)
-            if kind == "Map":
-                processor = state.get("ItemProcessor") or state["Iterator"]
-                width = state.get("MaxConcurrency") or items
-                for _ in range(math.ceil(items / width)):
-                    walk(processor, processor["StartAt"])
-            if kind in ("Succeed", "Fail") or state.get("End"):
-                break
-            name = state.get("Next")
+    def waves(state: dict[str, Any], items: int) -> int:
+        return math.ceil(items / (state.get("MaxConcurrency") or items))
 
-    walk(definition, definition["StartAt"])
-    return transitions, tasks
+    entered = states_entered(definition, items, following("Object Created"), waves)
+    return len(entered), [name for name, kind in entered if kind == "Task"]
 
 
 def hops(config: PipelineConfig, definition: dict[str, Any], avg_mp: float) -> list[Hop]:
