@@ -192,17 +192,16 @@ def _handled_since(execution_input: dict[str, Any], lookup: RecordLookup | None)
     return None
 
 
-def resend_deletion(stack: DeployedStack, event: dict[str, Any]) -> None:
-    """Give a deletion's S3 event to the Record function, as the OnDelete rule does; raise on its error.
+def send_to_record(stack: DeployedStack, lambda_: Any, event: dict[str, Any]) -> None:
+    """Give an event to the Record function as its rule does; RuntimeError with Record's error if it fails.
 
-    The pipeline's state machine takes only uploads, so a deletion that failed (a run from
-    before deletions had their own rule, a dead letter, an EXPRESS FAILED record) is replayed here.
+    Failure notices and deletions go to Record, not to the state machine, which takes only
+    uploads: a dead letter of either, a deletion's run from before deletions had their own
+    rule, and an EXPRESS FAILED record of a deletion all come back through here.
     """
-    answer = stack.client("lambda").invoke(
-        FunctionName=stack.outputs["RecordFunctionName"], Payload=json.dumps(event).encode()
-    )
+    answer = lambda_.invoke(FunctionName=stack.outputs["RecordFunctionName"], Payload=json.dumps(event).encode())
     if answer.get("FunctionError"):
-        raise RuntimeError(f"Record refused the deletion: {answer['Payload'].read().decode()[:300]}")
+        raise RuntimeError(answer["Payload"].read().decode()[:300])
 
 
 def replay(stack: DeployedStack, sfn: Any, arn: str, lookup: RecordLookup | None = None) -> Replayed:
@@ -226,7 +225,7 @@ def replay(stack: DeployedStack, sfn: Any, arn: str, lookup: RecordLookup | None
         return Replayed(arn, "redriven", arn, "resumes at the failed state")
     execution_input["replay_of"] = arn
     if execution_input.get("detail-type") == OBJECT_DELETED:
-        resend_deletion(stack, execution_input)
+        send_to_record(stack, stack.client("lambda"), execution_input)
         return Replayed(arn, "recorded", arn, "a deletion goes to Record, not to a new execution")
     name = f"{described['name'][:62]}-replay-{uuid.uuid4().hex[:12]}"  # names are at most 80 characters
     started = sfn.start_execution(stateMachineArn=stack.state_machine_arn, name=name, input=json.dumps(execution_input))
@@ -286,7 +285,7 @@ def replay_record(stack: DeployedStack, sfn: Any, record: dict[str, Any]) -> Rep
     event = event_from_record(record, stack.session.region_name or "")
     old = record.get("execution_arn") or record["source_id"]
     if event["detail-type"] == OBJECT_DELETED:
-        resend_deletion(stack, event)
+        send_to_record(stack, stack.client("lambda"), event)
         return Replayed(old, "recorded", old, "EXPRESS: the deletion, rebuilt from the FAILED record, sent to Record")
     started = sfn.start_execution(
         stateMachineArn=stack.state_machine_arn, name=f"replay-{uuid.uuid4().hex}", input=json.dumps(event)
@@ -369,11 +368,7 @@ def drain_dead_letters(
                 continue
             try:
                 if kind in (STATUS_CHANGE, OBJECT_DELETED):  # both go to Record, as their rules send them
-                    answer = lambda_.invoke(
-                        FunctionName=stack.outputs["RecordFunctionName"], Payload=json.dumps(event).encode()
-                    )
-                    if answer.get("FunctionError"):
-                        raise RuntimeError(answer["Payload"].read().decode()[:300])
+                    send_to_record(stack, lambda_, event)
                     if kind == STATUS_CHANGE:
                         result.failures_recorded += 1
                     else:
