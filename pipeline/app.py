@@ -21,6 +21,11 @@ def project_context() -> dict[str, Any]:
     return dict(json.loads(CDK_JSON.read_text()).get("context", {}))
 
 
+def project_config() -> PipelineConfig:
+    """``cdk.json``'s pipeline settings, checked: what ``cdk deploy`` would deploy (``thumbs`` reads them)."""
+    return PipelineConfig.from_context(project_context().get(CONTEXT_KEY))
+
+
 def build_app(
     outdir: str | None = None, context: dict[str, Any] | None = None, stack_name: str = STACK_NAME
 ) -> tuple[App, ThumbnailStack]:

@@ -218,8 +218,7 @@ def cmd_burst(args: Any, out: Any, cache_dir: Any) -> int:
     """``thumbs burst``: the three policies side by side for one burst, with what the retries cost."""
     from rich.table import Table
 
-    from pipeline.app import project_context
-    from pipeline.config import CONTEXT_KEY, PipelineConfig
+    from pipeline.app import project_config
 
     from .cost import estimate, load_prices, stages
     from .template import get_att_logical_id, load_template, resources_of_type, state_machine_definition
@@ -235,7 +234,7 @@ def cmd_burst(args: Any, out: Any, cache_dir: Any) -> int:
         props = functions[task["Resource"] if task["Resource"] in functions else task["Parameters"]["FunctionName"]]
         value = props["Properties"].get("ReservedConcurrentExecutions")
         reserved[stage] = None if value is None else int(value)
-    config = PipelineConfig.from_context(project_context().get(CONTEXT_KEY))
+    config = project_config()
     durations = {s.name.capitalize(): float(s.billed_ms) for s in stages(config, args.avg_mp)}
     common: dict[str, Any] = {
         "durations_ms": durations,

@@ -268,8 +268,7 @@ def cmd_cost(args: Any, out: Any, cache_dir: Path) -> int:
     """``thumbs cost``: the definition from the template the local stack uses (synthesized once, cached)."""
     from rich.table import Table
 
-    from pipeline.app import project_context
-    from pipeline.config import CONTEXT_KEY
+    from pipeline.app import project_config
 
     from .template import load_template, state_machine_definition
 
@@ -278,7 +277,7 @@ def cmd_cost(args: Any, out: Any, cache_dir: Path) -> int:
     prices = load_prices(args.prices)
     template = load_template(cache_dir)
     definition = state_machine_definition(template, lambda ref: "arn")
-    config = PipelineConfig.from_context(project_context().get(CONTEXT_KEY))
+    config = project_config()
     if args.backfill is not None:
         backfill = state_machine_definition(template, lambda ref: "arn", output="BackfillStateMachineArn")
         return _print_backfill(config, definition, backfill, prices, args, out)

@@ -118,15 +118,14 @@ def cmd_latency(args: Any, out: Any, cache_dir: Any) -> int:
     """``thumbs latency``: the definition from the template the local stack uses (synthesized once, cached)."""
     from rich.table import Table
 
-    from pipeline.app import project_context
-    from pipeline.config import CONTEXT_KEY
+    from pipeline.app import project_config
 
     from .template import load_template, state_machine_definition
 
     if args.avg_mp <= 0:
         raise ValueError("--avg-mp must be positive")
     definition = state_machine_definition(load_template(cache_dir), lambda ref: "arn")
-    config = PipelineConfig.from_context(project_context().get(CONTEXT_KEY))
+    config = project_config()
     found = hops(config, definition, args.avg_mp)
     sizes = "/".join(map(str, config.imaging.sizes))
     out.print(

@@ -237,10 +237,9 @@ def verification_for(stack: DeployedStack, timeout: float, link: Callable[[str],
 
     ValueError when the upload rule's key filter would let none of the set through.
     """
-    from pipeline.app import project_context
-    from pipeline.config import CONTEXT_KEY, PipelineConfig
+    from pipeline.app import project_config
 
-    config = PipelineConfig.from_context(project_context().get(CONTEXT_KEY))
+    config = project_config()
     if config.key_suffixes and not all(name.endswith(tuple(config.key_suffixes)) for name in CASES):
         raise ValueError(
             f"the stack only starts on keys ending {', '.join(config.key_suffixes)}; thumbs verify uploads "
