@@ -194,7 +194,7 @@ def main() -> None:
             handler = ROOT / "functions" / "resize" / "handler.py"
             saved = time.perf_counter()
             os.utime(handler)  # saved again, unchanged: the watcher restarts Resize's workers
-            time.sleep(0.3)  # the watcher polls every 0.25 s: as long as a developer takes to switch windows
+            # started at once: the run asks the watcher to apply the save first (POST /_thumbs/sync)
             loop_wall, _ = run(serve.state, one, tmp / "out")
             loop_s = time.perf_counter() - saved
         print("\nOne 12 MP image, template cached, from command to summary")

@@ -177,3 +177,33 @@ def test_thumbs_run_uses_a_running_serve_for_the_same_state_folder(tmp_path, cap
     # the serve process ran them: its executions are in the folder, and it withdrew its announcement on exit
     assert len(StateFolder(state).execution_index()) == 2
     assert StateFolder(state).serving() is None and not (state / "serve.json").exists()
+
+
+def test_a_run_on_a_watching_serve_applies_an_edit_saved_a_moment_before(tmp_path, code, template):
+    """The run asks the watcher first, so it never races the next poll: the edit is in its output."""
+    from thumbs.local.served import Served
+
+    image = encode(photo(1200, 800), "JPEG")
+    with Session(StateFolder(tmp_path / "state"), template=template, code_dir=code) as session:
+        # a watcher that would not look again for an hour: only the run's sync can apply the edit
+        watcher = Watcher(session, code_dir=code, say=lambda _: None, template=lambda: template, poll_seconds=3600)
+        watcher.start()
+        try:
+            served = Served(session.stack.endpoint)
+            served.upload("before.jpg", image)
+            assert served.wait_for_uploads("before")
+            before = thumbnail_digest(session, "before.jpg", 256)
+            thumbnail = code / "imaging" / "thumbnail.py"
+            thumbnail.write_text(thumbnail.read_text().replace("Image.Resampling.LANCZOS", "Image.Resampling.NEAREST"))
+            served = Served(session.stack.endpoint)  # the next thumbs run, at once
+            reloads = watcher.reloads
+            served.upload("after.jpg", image)
+            assert served.wait_for_uploads("after")
+            after = thumbnail_digest(session, "after.jpg", 256)
+        finally:
+            watcher.stop()
+        unwatched = Served(session.stack.endpoint)._call("/_thumbs/sync", data=b"")
+    assert reloads == 1
+    assert before[0] == after[0] == "SUCCEEDED"
+    assert before[1] != after[1], "the same bytes: the run did not wait for the edit to be applied"
+    assert unwatched == {"watching": False}

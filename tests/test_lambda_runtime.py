@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from thumbs.local.lambda_runtime import FaultSwitch, FunctionSpec, LocalLambdaRuntime
-from thumbs.local.lambda_worker import NICENESS
+from thumbs.local.lambda_worker import NICENESS, PRIMED_SERVICES
 
 TESTS = Path(__file__).resolve().parent
 
@@ -27,6 +27,7 @@ def runtime(tmp_path):
         "slow": spec("slow", "echo", timeout=1),
         "hungry": spec("hungry", "allocate", memory=128),
         "broken": spec("broken", "fail"),
+        "sdk": spec("sdk", "sdk", env={"AWS_REGION": "us-east-1"}),
     }
     rt = LocalLambdaRuntime(functions, TESTS, {"PATH": "/usr/bin:/bin"}, tmp_path / "logs")
     yield rt
@@ -49,6 +50,13 @@ def test_workers_yield_the_cpu_to_the_emulated_services(runtime):
     """Under load the moto process answers first, as AWS's services are never starved by a function."""
     answer, _ = call(runtime, "a", {})
     assert answer["niceness"] == min(19, os.nice(0) + NICENESS)
+
+
+def test_a_worker_has_the_sdk_ready_before_its_first_invocation(runtime):
+    """Its clients' models are read before it says ready, so a restarted function's first upload skips that."""
+    answer, error = call(runtime, "sdk", {})
+    assert error is None
+    assert answer["services"] == sorted(PRIMED_SERVICES) == ["dynamodb", "s3"]
 
 
 def test_each_function_sees_only_its_own_environment(runtime):

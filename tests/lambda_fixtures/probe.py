@@ -38,3 +38,13 @@ def touch(event, context):
     with Path(event["path"]).open("a") as out:
         out.write(f"{time.time()}\n")
     return {"touched": event["path"]}
+
+
+def sdk(event, context):
+    """What the SDK holds before the handler made any client: the worker's priming, or nothing."""
+    import sys
+
+    boto3 = sys.modules.get("boto3")
+    session = boto3.DEFAULT_SESSION if boto3 is not None else None
+    cached = session._loader._cache if session is not None else {}  # botocore's loader: models read so far
+    return {"services": sorted({key[1] for key in cached if key[0] == "load_service_model"})}

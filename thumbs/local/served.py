@@ -3,7 +3,8 @@
 A serve keeps moto, the interpreter and warm workers up, so a run against it skips the whole
 start (imports, deploy, cold workers) and costs what the uploads cost. Everything goes
 through the public APIs a user's own scripts would use (S3, DynamoDB) plus
-``/_thumbs/status``, which answers once the executions started so far have ended.
+``/_thumbs/status``, which answers once the executions started so far have ended, and
+``/_thumbs/sync``, which has a ``serve --watch`` apply saved edits before the run starts.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from ..aws import DeployedStack, record_lookup
 from ..terminal import progress
 
 WAIT_SECONDS = 600.0  # as long as a run's own stack waits for a small batch
+SYNC_SECONDS = 600.0  # a changed CDK app is synthesized again before the run: that can take minutes
 
 
 class Served:
@@ -24,6 +26,8 @@ class Served:
 
     def __init__(self, endpoint: str) -> None:
         self.endpoint = endpoint
+        # A serve --watch applies edits saved since its last poll before this run uploads anything.
+        self._call("/_thumbs/sync", data=b"", timeout=SYNC_SECONDS)
         described = self._get("/_thumbs/ready")
         # found by its outputs, as thumbs --stack finds a deployed stack (serve registers them)
         self.deployed = DeployedStack.local(described["stack"], endpoint, described["region"])
@@ -39,7 +43,10 @@ class Served:
         return None
 
     def _get(self, path: str, timeout: float = 15) -> dict[str, Any]:
-        with urllib.request.urlopen(self.endpoint + path, timeout=timeout) as response:
+        return self._call(path, timeout=timeout)
+
+    def _call(self, path: str, data: bytes | None = None, timeout: float = 15) -> dict[str, Any]:
+        with urllib.request.urlopen(self.endpoint + path, data=data, timeout=timeout) as response:
             return json.loads(response.read())  # type: ignore[no-any-return]
 
     def client(self, service: str) -> Any:

@@ -167,6 +167,7 @@ class LocalStack:
         self.stored_executions = stored_executions
         self.store = store  # buckets and table on disk; None: in moto's memory, gone at stop
         self.console: Callable[..., Any] | None = None  # the web console, mounted at /_console/ when set
+        self.sync: Callable[[], int] | None = None  # a watcher's poll, for POST /_thumbs/sync (serve --watch)
         self._private: _Server | None = None
         self._public: _Server | None = None
         self.ready = threading.Event()
@@ -281,8 +282,10 @@ class LocalStack:
     def _wsgi(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         """moto, and under ``/_thumbs/`` the stack's own answers (no S3 bucket name can start with ``_``)."""
         path = environ.get("PATH_INFO", "")
-        if path in ("/_thumbs/ready", "/_thumbs/status"):
-            if path == "/_thumbs/status":
+        if path in ("/_thumbs/ready", "/_thumbs/status", "/_thumbs/sync"):
+            if path == "/_thumbs/sync":
+                answer, status = self._sync(environ.get("REQUEST_METHOD", "GET"))
+            elif path == "/_thumbs/status":
                 answer, status = self._status(environ.get("QUERY_STRING", "")), "200 OK"
             elif self.ready.is_set():
                 answer, status = self.describe(), "200 OK"
@@ -317,6 +320,15 @@ class LocalStack:
             return None
         message = f"{operation} is not supported by the local stack; docs/local-api.md lists the operations it supports"
         return moto_internals.not_implemented_response("s3", message)
+
+    def _sync(self, method: str) -> tuple[dict[str, Any], str]:
+        """``POST /_thumbs/sync``: a watching serve applies saved edits now, before a run's uploads."""
+        if method != "POST":
+            return {"error": "POST /_thumbs/sync"}, "405 Method Not Allowed"
+        sync = self.sync
+        if sync is None:
+            return {"watching": False}, "200 OK"
+        return {"watching": True, "reloads": sync()}, "200 OK"
 
     def _status(self, query: str) -> dict[str, Any]:
         """``/_thumbs/status[?ended=N&wait=S&settle=0]``: executions started and ended, each function's report.

@@ -9,7 +9,10 @@
   removed needs a new deploy, which the watcher says instead of half-doing it.
 
 Changes are found by polling modification times, a few dozen files every quarter second:
-no dependency, no inotify limits, and editors that save by renaming are seen too.
+no dependency, no inotify limits, and editors that save by renaming are seen too. A ``thumbs
+run`` on the serve does not wait for the next poll: it asks first (``POST /_thumbs/sync``), and
+the watcher applies what changed before the run uploads, so a run started the moment a file is
+saved already runs the new code.
 """
 
 from __future__ import annotations
@@ -104,13 +107,16 @@ class Watcher:
         project_root: Path = PROJECT_ROOT,
         say: Callable[[str], None] = print,
         template: Callable[[], dict[str, Any]] | None = None,
+        poll_seconds: float = POLL_SECONDS,
     ) -> None:
         self.session = session
         self.code_dir = code_dir
         self.stack_sources = [project_root / name for name in STACK_SOURCES]
         self.say = say
         self._load_template = template or (lambda: load_template(session.state.cache_dir))
+        self.poll_seconds = poll_seconds
         self._stop = threading.Event()
+        self._lock = threading.Lock()  # one look at a time: the polling thread's, or a run's sync
         self._thread: threading.Thread | None = None
         self.reloads = 0  # changes applied: tests and the console can wait on it
 
@@ -118,15 +124,27 @@ class Watcher:
         self._seen = _files([self.code_dir]), _files(self.stack_sources)
         self._thread = threading.Thread(target=self._run, name="thumbs-watch", daemon=True)
         self._thread.start()
+        self.session.stack.sync = self.poll  # POST /_thumbs/sync
         return self
 
     def stop(self) -> None:
+        self.session.stack.sync = None
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
 
     def _run(self) -> None:
-        while not self._stop.wait(POLL_SECONDS):
+        while not self._stop.wait(self.poll_seconds):
+            self.poll()
+
+    def poll(self) -> int:
+        """Apply what changed since the last look, and return how many changes have been applied so far.
+
+        The polling thread calls it, and so does a run's sync. Under the lock a sync that
+        meets a change already being applied waits for it, so it returns only when the
+        stack runs the code as it is on disk.
+        """
+        with self._lock:
             code, stack = _files([self.code_dir]), _files(self.stack_sources)
             changed_code = _changed(self._seen[0], code)
             changed_stack = _changed(self._seen[1], stack)
@@ -138,6 +156,7 @@ class Watcher:
                     self.apply_code(changed_code)
             except Exception as exc:  # noqa: BLE001 - a broken edit must not stop the stack; the next save retries
                 self.say(f"watch: not applied ({type(exc).__name__}: {exc}); the stack keeps running as it was")
+            return self.reloads
 
     def apply_code(self, changed: list[Path]) -> set[str]:
         """Restart the workers of each function whose code changed; returns their names."""
