@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import threading
 from pathlib import Path
 
@@ -57,6 +58,17 @@ def test_a_worker_has_the_sdk_ready_before_its_first_invocation(runtime):
     answer, error = call(runtime, "sdk", {})
     assert error is None
     assert answer["services"] == sorted(PRIMED_SERVICES) == ["dynamodb", "s3"]
+
+
+def test_workers_are_forked_from_one_zygote_which_is_started_again_if_it_dies(runtime):
+    a, _ = call(runtime, "a", {})
+    b, _ = call(runtime, "b", {})
+    assert a["parent"] == b["parent"] != os.getpid()
+    os.kill(a["parent"], signal.SIGKILL)
+    runtime.restart("a")  # its new worker needs a zygote
+    again, error = call(runtime, "a", {"env": ["ONLY_A"]})
+    assert error is None and again["parent"] not in (a["parent"], os.getpid())
+    assert again["env"] == {"ONLY_A": "a-secret"}
 
 
 def test_each_function_sees_only_its_own_environment(runtime):

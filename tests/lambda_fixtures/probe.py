@@ -11,6 +11,7 @@ def echo(event, context):
     time.sleep(event.get("sleep", 0))
     return {
         "pid": os.getpid(),
+        "parent": os.getppid(),
         "niceness": os.nice(0),
         "imported_at": IMPORTED_AT,
         "env": {name: os.environ.get(name) for name in event.get("env", [])},

@@ -16,15 +16,19 @@ retries it, Step Functions by the task's retrier, an asynchronous event by Lambd
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import select
+import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -146,27 +150,87 @@ def _oom_error(request_id: str) -> bytes:
     )
 
 
+class _Zygote:
+    """The process that forks workers (``lambda_worker.zygote``): started on first use, again if it dies."""
+
+    def __init__(self, environment: dict[str, str], log_path: Path) -> None:
+        self.environment = environment  # what every function's environment has in common
+        self.log_path = log_path
+        self._lock = threading.Lock()
+        self._process: subprocess.Popen[bytes] | None = None
+        self._channel: socket.socket | None = None
+        # one request at a time, off the caller's thread: warm_up returns while the zygote still imports
+        self._requests = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lambda-zygote")
+
+    def spawn(self, request: dict[str, Any], fds: list[int]) -> Future[int]:
+        """Fork a worker with ``fds`` (stdin, reply, log; the zygote keeps none of them): its pid, later."""
+        return self._requests.submit(self._spawn, json.dumps(request).encode(), fds)
+
+    def _spawn(self, message: bytes, fds: list[int]) -> int:
+        try:
+            with self._lock:
+                for _ in range(2):  # a zygote that died (killed, or its machine short of memory) is started again
+                    if self._process is None or self._process.poll() is not None:
+                        self._start()
+                    assert self._channel is not None
+                    try:
+                        socket.send_fds(self._channel, [message], fds)
+                        answer = self._channel.recv(4096)
+                    except OSError:
+                        answer = b""
+                    if answer:
+                        return int(json.loads(answer)["pid"])
+                    self._stop()
+                raise RuntimeError(f"the local Lambda zygote does not fork workers; see {self.log_path}")
+        finally:
+            for fd in fds:
+                os.close(fd)
+
+    def _start(self) -> None:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        with self.log_path.open("ab") as log:
+            # -P: the worker script's folder is not on sys.path; a fork puts the function's code there
+            self._process = subprocess.Popen(
+                [sys.executable, "-P", str(WORKER_SCRIPT), "--zygote", str(theirs.fileno())],
+                env=self.environment, stdin=subprocess.DEVNULL, stdout=log, stderr=log, pass_fds=(theirs.fileno(),),
+            )  # fmt: skip
+        theirs.close()
+        self._channel = ours
+
+    def _stop(self) -> None:
+        if self._channel is not None:
+            self._channel.close()  # the zygote reads the end of its channel and exits
+            self._channel = None
+        if self._process is not None:
+            self._process.kill()
+            self._process.wait()
+            self._process = None
+
+    def close(self) -> None:
+        self._requests.shutdown(wait=True)
+        with self._lock:
+            self._stop()
+
+
 class _Worker:
-    def __init__(self, spec: FunctionSpec, code_dir: Path, environment: dict[str, str], log: IO[bytes]) -> None:
+    def __init__(self, spec: FunctionSpec, request: dict[str, Any], log: IO[bytes], zygote: _Zygote) -> None:
         self.spec = spec
-        read_fd, write_fd = os.pipe()
+        stdin_read, stdin_write = os.pipe()
+        reply_read, reply_write = os.pipe()
         backstop = spec.memory_mb * ADDRESS_SPACE_BACKSTOP * 1024 * 1024 + 2 * 1024**3
-        # -P: the worker's own folder is not on sys.path; PYTHONPATH (environment_for) puts
-        # the code folder there instead, as Lambda puts /var/task.
-        self.process = subprocess.Popen(
-            [sys.executable, "-P", str(WORKER_SCRIPT), spec.handler, str(write_fd), str(backstop)],
-            cwd=code_dir,
-            env=environment,
-            stdin=subprocess.PIPE,
-            stdout=log,
-            stderr=log,
-            pass_fds=(write_fd,),
-        )
-        os.close(write_fd)
-        self.replies = os.fdopen(read_fd, "rb")
+        self._pid = zygote.spawn({**request, "backstop": backstop}, [stdin_read, reply_write, os.dup(log.fileno())])
+        self.stdin = os.fdopen(stdin_write, "wb")
+        self.replies = os.fdopen(reply_read, "rb")
         self._buffer = b""
         self.ready = False  # until its "ready" line: the handler's module is imported
         self.generation = 0  # the runtime's restart count for this function when it started
+
+    @property
+    def pid(self) -> int | None:
+        """The worker's pid once the zygote has forked it (None until then, or if it could not)."""
+        if not self._pid.done() or self._pid.exception() is not None:
+            return None
+        return self._pid.result()
 
     def wait_ready(self, timeout: float = 60) -> None:
         """Block until the worker has imported its handler; RuntimeError if it does not start."""
@@ -179,11 +243,16 @@ class _Worker:
         self.ready = True
 
     def alive(self) -> bool:
-        return self.process.poll() is None
+        if not self._pid.done():
+            return True  # being forked
+        pid = self.pid
+        return pid is not None and _running(pid)
 
     def peak_memory_mb(self) -> float:
+        if self.pid is None:
+            return 0.0
         try:
-            for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
                 if line.startswith("VmHWM:"):
                     return int(line.split()[1]) / 1024
         except (FileNotFoundError, ProcessLookupError):
@@ -210,15 +279,35 @@ class _Worker:
                 self._buffer += chunk
 
     def send(self, request: dict[str, Any]) -> None:
-        assert self.process.stdin is not None
-        self.process.stdin.write(json.dumps(request).encode() + b"\n")
-        self.process.stdin.flush()
+        self.stdin.write(json.dumps(request).encode() + b"\n")
+        self.stdin.flush()
 
     def kill(self) -> None:
-        if self.alive():
-            self.process.kill()
-        self.process.wait()
-        self.replies.close()
+        """Stop the worker and wait until it is gone (the zygote, its parent, reaps it)."""
+        try:
+            pid = self._pid.result(timeout=60)
+        except Exception:  # noqa: BLE001 - never forked: nothing runs
+            pid = None
+        if pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            deadline = time.monotonic() + 10
+            while _running(pid) and time.monotonic() < deadline:
+                time.sleep(0.01)
+        for pipe in (self.stdin, self.replies):
+            with contextlib.suppress(OSError):  # a request left unread in a dead worker's stdin
+                pipe.close()
+
+
+def _running(pid: int) -> bool:
+    """Whether ``pid`` still runs: a worker that exited is reaped at once, so its pid is gone."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 class LocalLambdaRuntime:
@@ -267,6 +356,7 @@ class LocalLambdaRuntime:
         self.peak_concurrency = 0  # the most invocations in flight at once, over all functions
         self._check_reservations()
         log_dir.mkdir(parents=True, exist_ok=True)
+        self._zygote = _Zygote(base_environment, log_dir / "zygote.log")
 
     def environment_for(self, spec: FunctionSpec) -> dict[str, str]:
         return {
@@ -281,9 +371,9 @@ class LocalLambdaRuntime:
         }
 
     def _start_worker(self, spec: FunctionSpec) -> _Worker:
-        log = (self.log_dir / f"{spec.name}.log").open("ab")
-        worker = _Worker(spec, self.code_dir, self.environment_for(spec), log)
-        log.close()
+        request = {"handler": spec.handler, "environment": self.environment_for(spec), "code_dir": str(self.code_dir)}
+        with (self.log_dir / f"{spec.name}.log").open("ab") as log:
+            worker = _Worker(spec, request, log, self._zygote)
         worker.generation = self._generation[spec.name]
         return worker
 
@@ -328,8 +418,6 @@ class LocalLambdaRuntime:
         Under an account limit nothing waits here: every Invoke meets the limit at once and a
         refused one is throttled, as on AWS, so the throttle retrier is what a burst exercises.
         """
-        import contextlib
-
         if self.account_concurrency is not None:
             return contextlib.nullcontext()
         return self._admission.get(name) or contextlib.nullcontext()
@@ -459,3 +547,4 @@ class LocalLambdaRuntime:
                 idle.clear()
         for worker in workers:
             worker.kill()
+        self._zygote.close()

@@ -1,13 +1,21 @@
-"""One warm Lambda worker: imports the handler once, then serves invocations until told to stop.
+"""Lambda workers: a zygote that holds the libraries, and the warm workers forked from it.
 
-Run by the local runtime as a plain script
-(``python -P lambda_worker.py module.function REPLY_FD ADDRESS_SPACE_LIMIT``) with
-the function's code folder as its working directory and on ``PYTHONPATH``, and only that
-function's environment, as Lambda runs a handler from /var/task. Requests arrive as JSON
-lines on stdin; replies go to the file descriptor REPLY_FD, so whatever the handler prints
-(Powertools logs, EMF metrics) stays the function's log and never corrupts the protocol.
+The local runtime starts one zygote (``python -P lambda_worker.py --zygote SOCKET_FD``). It
+imports the third-party libraries every handler imports (``PRELOADED``: the SDK, Pillow,
+Powertools) and reads the SDK's models once, then waits. For each worker the runtime sends it
+the function's handler, environment and code folder with three file descriptors (the
+worker's stdin, its reply pipe and its log), and the zygote forks. The child takes only that
+function's environment, its code folder as working directory and first on ``sys.path`` (as
+Lambda runs a handler from /var/task), imports the handler once and serves invocations until
+its stdin closes. A fork starts a worker in tens of milliseconds where a fresh interpreter
+took 0.5-1 s of CPU: that is what ``serve --watch`` pays when it restarts a function, and
+what a burst pays for each new worker. The handler's own modules (``functions/``) are never
+in the zygote, so a restarted worker always imports the code as it is on disk.
 
-A worker runs at a lower CPU priority (``NICENESS``) than the process that emulates AWS. On
+Requests arrive as JSON lines on stdin; replies go to the reply pipe, so whatever the handler
+prints (Powertools logs, EMF metrics) stays the function's log and never corrupts the protocol.
+
+Workers run at a lower CPU priority (``NICENESS``) than the process that emulates AWS. On
 AWS a function never slows S3, DynamoDB or Step Functions down; here they share the cores,
 and under a burst of uploads CPU-bound Resize workers could starve the emulated services
 until a Record waiting on DynamoDB passed its timeout. A lower priority lets the services
@@ -22,12 +30,20 @@ import os
 import sys
 import time
 import traceback
-from typing import Any
+from typing import IO, Any
 
 NICENESS = 10  # added to the runner's: CFS then gives the runner about 9 of 10 contended time slices
 # The services the pipeline's handlers call. Their first client costs a worker 0.3-0.4 s (boto3's
 # import and the service models' JSON) that the handlers pay on first use, not at import.
 PRIMED_SERVICES = ("s3", "dynamodb")
+# What every handler imports (or its first invocation does): loaded once in the zygote, shared by its forks.
+PRELOADED = (
+    "boto3",
+    "PIL.Image",
+    "aws_lambda_powertools.logging",
+    "aws_lambda_powertools.metrics",
+    "aws_lambda_powertools.utilities.typing",
+)
 
 
 class Context:
@@ -75,14 +91,12 @@ def _prime() -> None:
         return
 
 
-def main() -> None:
+def serve(handler_path: str, replies: IO[str], backstop: int) -> None:
+    """Import the handler, say ready, and answer invocations from stdin until it closes."""
     import resource
 
-    handler_path, reply_fd, backstop = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
     # A backstop only: the runtime enforces MemorySize on resident memory, as Lambda does.
     resource.setrlimit(resource.RLIMIT_AS, (backstop, backstop))
-    os.nice(NICENESS)
-    replies = os.fdopen(reply_fd, "w", buffering=1)
     init_error: dict[str, Any] | None = None
     try:
         module_name, function_name = handler_path.rsplit(".", 1)
@@ -112,5 +126,70 @@ def main() -> None:
             return
 
 
+def _become(request: dict[str, Any], stdin_fd: int, log_fd: int) -> None:
+    """In a fresh fork: only this function's stdin, log, environment and code folder."""
+    import signal
+
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # the zygote's setting; a handler's subprocesses need waits
+    os.dup2(stdin_fd, 0)
+    os.dup2(log_fd, 1)
+    os.dup2(log_fd, 2)
+    os.close(stdin_fd)
+    os.close(log_fd)
+    os.chdir(request["code_dir"])
+    os.environ.clear()
+    os.environ.update(request["environment"])
+    sys.path.insert(0, request["code_dir"])
+
+
+def zygote(channel_fd: int) -> None:
+    """Load ``PRELOADED``, then fork one worker per request until the runtime closes the channel.
+
+    Each request is one SOCK_SEQPACKET message (JSON) with the worker's stdin, reply and log
+    descriptors attached; the answer is the child's pid. Children are reaped by the kernel
+    (SIGCHLD ignored), so the runtime watches a worker by its pid and its pipes.
+    """
+    import signal
+    import socket
+
+    os.nice(NICENESS)  # inherited by every fork
+    for name in PRELOADED:
+        try:
+            importlib.import_module(name)
+        except Exception:  # noqa: BLE001 - a head start only: a worker meets a real import error itself
+            continue
+    _prime()
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+    channel = socket.socket(fileno=channel_fd)
+    while True:
+        try:
+            message, fds, _, _ = socket.recv_fds(channel, 1 << 20, 3)
+        except OSError:
+            return
+        if not message:
+            return  # the runtime closed its end
+        request = json.loads(message)
+        stdin_fd, reply_fd, log_fd = fds
+        pid = os.fork()
+        if pid == 0:
+            code = 0
+            try:
+                channel.close()
+                _become(request, stdin_fd, log_fd)
+                serve(request["handler"], os.fdopen(reply_fd, "w", buffering=1), request["backstop"])
+            except BaseException:  # noqa: BLE001 - a child must never return into the zygote's loop
+                traceback.print_exc()
+                code = 1
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(code)
+        for fd in fds:
+            os.close(fd)
+        channel.send(json.dumps({"pid": pid}).encode())
+
+
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:2] != ["--zygote"]:
+        sys.exit("usage: python -P lambda_worker.py --zygote CHANNEL_FD (started by the local Lambda runtime)")
+    zygote(int(sys.argv[2]))
