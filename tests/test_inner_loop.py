@@ -9,6 +9,7 @@ import shutil
 import signal
 import socket
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -180,30 +181,39 @@ def test_thumbs_run_uses_a_running_serve_for_the_same_state_folder(tmp_path, cap
 
 
 def test_a_run_on_a_watching_serve_applies_an_edit_saved_a_moment_before(tmp_path, code, template):
-    """The run asks the watcher first, so it never races the next poll: the edit is in its output."""
-    from thumbs.local.served import Served
+    """The serve applies saved edits before it uploads a run's files: a run never races the next poll."""
+    from thumbs.local.served import RunHandler, run_on_serve
 
-    image = encode(photo(1200, 800), "JPEG")
-    with Session(StateFolder(tmp_path / "state"), template=template, code_dir=code) as session:
-        # a watcher that would not look again for an hour: only the run's sync can apply the edit
+    image = tmp_path / "photo.jpg"
+    image.write_bytes(encode(photo(1200, 800), "JPEG"))
+    state = StateFolder(tmp_path / "state")
+    with Session(state, template=template, code_dir=code) as session:
+        endpoint = session.stack.endpoint
+        unwatched = urllib.request.urlopen(endpoint + "/_thumbs/sync", data=b"").read()
+        # a watcher that would not look again for an hour: only the run's own sync can apply the edit
         watcher = Watcher(session, code_dir=code, say=lambda _: None, template=lambda: template, poll_seconds=3600)
         watcher.start()
+        session.stack.run = RunHandler(session, "the-token")
+        state.announce_serve(endpoint, "the-token")
         try:
-            served = Served(session.stack.endpoint)
-            served.upload("before.jpg", image)
-            assert served.wait_for_uploads("before")
-            before = thumbnail_digest(session, "before.jpg", 256)
+            before, _, finished = run_on_serve(state, endpoint, [("before.jpg", image)], tmp_path / "a", "before")
             thumbnail = code / "imaging" / "thumbnail.py"
             thumbnail.write_text(thumbnail.read_text().replace("Image.Resampling.LANCZOS", "Image.Resampling.NEAREST"))
-            served = Served(session.stack.endpoint)  # the next thumbs run, at once
+            after, report, _ = run_on_serve(state, endpoint, [("after.jpg", image)], tmp_path / "b", "after")
             reloads = watcher.reloads
-            served.upload("after.jpg", image)
-            assert served.wait_for_uploads("after")
-            after = thumbnail_digest(session, "after.jpg", 256)
+            (state.root / "serve.json").write_text(json.dumps({"endpoint": endpoint, "token": "a guess"}))
+            with pytest.raises(SystemExit, match=r"refused the run.*not this serve.s"):
+                run_on_serve(state, endpoint, [("guessed.jpg", image)], tmp_path / "c", "guessed")
         finally:
             watcher.stop()
-        unwatched = Served(session.stack.endpoint)._call("/_thumbs/sync", data=b"")
-    assert reloads == 1
-    assert before[0] == after[0] == "SUCCEEDED"
-    assert before[1] != after[1], "the same bytes: the run did not wait for the edit to be applied"
-    assert unwatched == {"watching": False}
+    assert json.loads(unwatched) == {"watching": False}
+    assert finished and reloads == 1
+    assert [r["status"] for r in before + after] == ["SUCCEEDED", "SUCCEEDED"]
+    assert report["resize"]["invocations"] == 3  # this run's own, not the serve's total
+
+    def digest(folder: Path, record: dict) -> str:
+        (thumb,) = [t for t in record["thumbnails"] if t["size"] == 256]
+        return hashlib.sha256((folder / thumb["key"]).read_bytes()).hexdigest()
+
+    assert digest(tmp_path / "a", before[0]) != digest(tmp_path / "b", after[0]), "the run used the old code"
+    assert not (tmp_path / "c").exists()

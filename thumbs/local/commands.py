@@ -11,16 +11,15 @@ import argparse
 import json
 import time
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from awsio import FAILED_STATUSES, source_id
 from rich.table import Table
 
 from ..terminal import console, duration, out, parse_since, print_history
-from .lambda_runtime import FaultSwitch
 from .state import StateFolder
 
 SKIPPED_SUFFIXES = (".md", ".json", ".txt")  # documentation next to images (e.g. a corpus manifest)
@@ -61,37 +60,59 @@ def cmd_run(args: argparse.Namespace, state: StateFolder) -> int:
         console.print(f"No PATH given: running on {len(files)} generated samples in {state.samples_dir}")
     started = time.monotonic()
     endpoint = state.serving()
+    label = f"{len(files)} uploads"
     if endpoint is not None:
         if args.fault or args.concurrency:
             raise SystemExit(
                 f"thumbs: a thumbs serve for {state.root} is running ({endpoint}); faults and the concurrency "
                 "limit are set when a stack starts: stop it, or start it with thumbs serve --fault/--concurrency"
             )
-        from .served import Served
+        from .served import run_on_serve
 
         console.print(f"Using the running thumbs serve on {endpoint}")
-        stack: Any = Served(endpoint)
+        records, report, finished = run_on_serve(state, endpoint, files, Path(args.out), label)
     else:
         from .session import Session
 
-        stack = Session(state, faults=FaultSwitch.parse(args.fault), outputs=False, concurrency=args.concurrency)
-    with stack:
-        before = stack.function_report()
-
-        def upload(key_and_file: tuple[str, Path]) -> None:
-            stack.wait_for_room(IN_FLIGHT)
-            stack.upload(key_and_file[0], key_and_file[1].read_bytes())
-
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            list(pool.map(upload, files))
-        finished = stack.wait_for_uploads(f"{len(files)} uploads")
-        found = (stack.record(source_id(stack.upload_bucket, key)) for key in sorted({key for key, _ in files}))
-        records = [r for r in found if r is not None]
-        _write_outputs(stack.client("s3"), stack.thumbnail_bucket, records, Path(args.out))
-        report = _this_run(before, stack.function_report())
-        (Path(args.out) / "report.json").write_text(json.dumps({"functions": report}, indent=1))
+        with Session(state, faults=_faults(args), outputs=False, concurrency=args.concurrency) as session:
+            records, report, finished = run_files(
+                session, files, Path(args.out), lambda: session.wait_for_uploads(label)
+            )
     elapsed = time.monotonic() - started
     return _summarise(records, report, finished, elapsed, Path(args.out))
+
+
+def _faults(args: argparse.Namespace) -> Any:
+    """``--fault`` as the runtime's switch; the runtime is imported only by a command that starts a stack."""
+    from .lambda_runtime import FaultSwitch
+
+    return FaultSwitch.parse(args.fault)
+
+
+def run_files(
+    stack: Any, files: list[tuple[str, Path]], folder: Path, wait: Callable[[], bool]
+) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]], bool]:
+    """Upload, ``wait``, write the thumbnails, ``records.jsonl`` and ``report.json``: (records, report, finished).
+
+    ``stack`` is a :class:`Session`: this command's own, or a serve's when it runs a command's files.
+    """
+    from awsio import source_id
+
+    before = stack.function_report()
+
+    def upload(key_and_file: tuple[str, Path]) -> None:
+        stack.wait_for_room(IN_FLIGHT)
+        stack.upload(key_and_file[0], key_and_file[1].read_bytes())
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(upload, files))
+    finished = wait()
+    found = (stack.record(source_id(stack.upload_bucket, key)) for key in sorted({key for key, _ in files}))
+    records = [r for r in found if r is not None]
+    _write_outputs(stack.client("s3"), stack.thumbnail_bucket, records, folder)
+    report = _this_run(before, stack.function_report())
+    (folder / "report.json").write_text(json.dumps({"functions": report}, indent=1))
+    return records, report, finished
 
 
 def _this_run(before: dict[str, dict[str, Any]], after: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -181,6 +202,8 @@ def cmd_replay(args: argparse.Namespace, state: StateFolder) -> int:
     from .. import aws
 
     if args.failed:  # the pipeline's runs (an S3 object each); a Backfill is rerun with thumbs backfill
+        from awsio import FAILED_STATUSES
+
         failed = [e for e in state.execution_index() if e["status"] in FAILED_STATUSES and e.get("key") is not None]
         if args.since:
             cutoff = datetime.now(UTC) - parse_since(args.since)
@@ -199,7 +222,7 @@ def cmd_replay(args: argparse.Namespace, state: StateFolder) -> int:
         return 0
     from .session import Session
 
-    with Session(state, faults=FaultSwitch.parse(args.fault)) as session:
+    with Session(state, faults=_faults(args)) as session:
         deployed = session.stack.deployed()
         sfn = deployed.client("stepfunctions")
         lookup = aws.record_lookup(deployed, deployed.client("dynamodb"))
@@ -232,6 +255,8 @@ def cmd_replay(args: argparse.Namespace, state: StateFolder) -> int:
 def _source_id(execution: dict[str, Any]) -> str:
     """The record key of the object an execution's S3 event names."""
     detail = execution["input"]["detail"]
+    from awsio import source_id
+
     return source_id(detail["bucket"]["name"], detail["object"]["key"])
 
 
@@ -240,7 +265,7 @@ def cmd_backfill(args: argparse.Namespace, state: StateFolder) -> int:
     from .. import backfill
     from .session import Session
 
-    with Session(state, faults=FaultSwitch.parse(args.fault)) as session:
+    with Session(state, faults=_faults(args)) as session:
         summary = backfill.run(session.stack.deployed(), prefix=args.prefix, force=args.all)
         session.stack.runtime.wait_for_async()  # FAILED records arrive asynchronously
     return backfill.report(summary, out)
@@ -261,7 +286,7 @@ def cmd_verify(args: argparse.Namespace, state: StateFolder) -> int:
 def cmd_serve(args: argparse.Namespace, state: StateFolder) -> int:
     from .session import Session
 
-    with Session(state, port=args.port, faults=FaultSwitch.parse(args.fault), concurrency=args.concurrency) as session:
+    with Session(state, port=args.port, faults=_faults(args), concurrency=args.concurrency) as session:
         stack = session.stack
         aws = f"aws --endpoint-url {stack.endpoint}"
         # The port opened only now, with the stack deployed: whoever waited for it can upload.
@@ -283,7 +308,13 @@ def cmd_serve(args: argparse.Namespace, state: StateFolder) -> int:
 
             watcher = Watcher(session, code_dir=stack.code_dir, say=out.print).start()
             out.print(f"Watching {stack.code_dir} and the CDK app for changes")
-        state.announce_serve(stack.endpoint)  # thumbs run on this folder now uploads here
+        import secrets
+
+        from .served import RunHandler
+
+        token = secrets.token_urlsafe(24)
+        stack.run = RunHandler(session, token)
+        state.announce_serve(stack.endpoint, token)  # thumbs run on this folder now runs here
         try:
             while True:  # records.json is written out when the stack stops; the store has every record now
                 time.sleep(2)

@@ -168,6 +168,7 @@ class LocalStack:
         self.store = store  # buckets and table on disk; None: in moto's memory, gone at stop
         self.console: Callable[..., Any] | None = None  # the web console, mounted at /_console/ when set
         self.sync: Callable[[], int] | None = None  # a watcher's poll, for POST /_thumbs/sync (serve --watch)
+        self.run: Callable[..., Any] | None = None  # POST /_thumbs/run: a serve runs a thumbs run's files (served.py)
         self._private: _Server | None = None
         self._public: _Server | None = None
         self.ready = threading.Event()
@@ -294,6 +295,8 @@ class LocalStack:
             body = json.dumps(answer).encode()
             start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
             return [body]
+        if path == "/_thumbs/run" and self.run is not None:
+            return self.run(environ, start_response)  # type: ignore[no-any-return]
         if (path == "/_console" or path.startswith("/_console/")) and self.console is not None:
             return self.console(environ, start_response)  # type: ignore[no-any-return]
         refused = self._refused(environ)

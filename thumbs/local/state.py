@@ -54,9 +54,24 @@ class StateFolder:
             folder.mkdir(parents=True, exist_ok=True)
 
     # a running thumbs serve
-    def announce_serve(self, endpoint: str) -> None:
-        """Say that this process serves the folder: ``thumbs run`` then uploads to it."""
-        (self.root / "serve.json").write_text(json.dumps({"endpoint": endpoint, "pid": os.getpid()}))
+    def announce_serve(self, endpoint: str, token: str) -> None:
+        """Say that this process serves the folder: ``thumbs run`` then runs there.
+
+        The file is the owner's alone (0600): its ``token`` lets a caller have the serve read
+        and write files (``POST /_thumbs/run``), which no other user of the machine may.
+        """
+        path = self.root / "serve.json"
+        path.unlink(missing_ok=True)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as announced:
+            announced.write(json.dumps({"endpoint": endpoint, "pid": os.getpid(), "token": token}))
+
+    def serve_token(self) -> str | None:
+        """The running serve's token, for ``POST /_thumbs/run`` (None if no serve announced itself)."""
+        try:
+            return str(json.loads((self.root / "serve.json").read_text())["token"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
 
     def withdraw_serve(self) -> None:
         path = self.root / "serve.json"
