@@ -136,16 +136,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
     """The arguments, with every check that needs no work done first; a bad one exits 2 with usage."""
-    from .local.lambda_runtime import FaultSwitch
-
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "replay" and not (args.failed or args.executions):
         parser.error("replay needs EXECUTION names or --failed")
-    try:
-        FaultSwitch.parse(getattr(args, "fault", []))
-    except ValueError as exc:
-        parser.error(str(exc))
+    if getattr(args, "fault", []):  # the runtime is imported only when there is something to check
+        from .local.lambda_runtime import FaultSwitch
+
+        try:
+            FaultSwitch.parse(args.fault)
+        except ValueError as exc:
+            parser.error(str(exc))
     if args.command != "burst" and (getattr(args, "concurrency", None) or 1) < 1:
         parser.error("--concurrency must be at least 1")
     if args.command == "drain-dlq" and not args.stack:
