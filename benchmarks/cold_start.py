@@ -45,7 +45,8 @@ def import_ms(handler: str, trace_aws_calls: bool, child: str = _CHILD) -> float
         "PYTHONPATH": str(ROOT / "functions"),
         "TRACE_AWS_CALLS": "true" if trace_aws_calls else "false",
         "POWERTOOLS_SERVICE_NAME": f"thumbnails-{handler}",
-        "AWS_REGION": "us-east-1",  # as on Lambda: a client is made without a request
+        "AWS_REGION": "us-east-1",  # as on Lambda (both set): a client is made without a request
+        "AWS_DEFAULT_REGION": "us-east-1",
     }
     done = subprocess.run(
         [sys.executable, "-c", child.format(handler, CLIENTS[handler])],

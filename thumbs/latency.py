@@ -41,6 +41,11 @@ INVOKE = (10.0, 50.0, "assumed: a warm synchronous Lambda invoke from Step Funct
 RUNTIME_INIT = (100.0, 250.0, "assumed: Lambda starts the Python runtime before our import")
 HANDLER_IMPORT = (150.0, 300.0, "measured: 142-164 ms per handler (benchmarks/cold_start.py); p99 doubled")
 BYTECODE = (110.0, 220.0, "measured: no 3.14 .pyc in the bundles, so the import compiles (record: 234 vs 125 ms)")
+FIRST_CLIENTS = (
+    500.0,
+    1000.0,
+    "measured: boto3's import and the first clients, made by the first invocation: 469-582 ms per handler; p99 doubled",
+)
 STAGE_P99_FACTOR = 2.0  # assumed: S3's own guidance retries a small GET or PUT after 2 s, so its tail is long
 
 
@@ -98,6 +103,7 @@ def hops(config: PipelineConfig, definition: dict[str, Any], avg_mp: float) -> l
         ("runtime start", RUNTIME_INIT),
         ("handler import", HANDLER_IMPORT),
         ("bytecode compile", BYTECODE),
+        ("first SDK clients", FIRST_CLIENTS),
     ):
         found.append(Hop(f"cold: {label} x {functions}", functions * p50, functions * p99, source, cold_only=True))
     return found
