@@ -175,12 +175,17 @@ class _Zygote:
                     assert self._channel is not None
                     try:
                         socket.send_fds(self._channel, [message], fds)
+                    except OSError:
+                        self._stop()  # it died before it took the request: a new one takes it
+                        continue
+                    try:
                         answer = self._channel.recv(4096)
                     except OSError:
                         answer = b""
                     if answer:
                         return int(json.loads(answer)["pid"])
-                    self._stop()
+                    self._stop()  # it took the request and died: asking again could fork the worker twice
+                    break
                 raise RuntimeError(f"the local Lambda zygote does not fork workers; see {self.log_path}")
         finally:
             for fd in fds:

@@ -338,7 +338,7 @@ class LocalStack:
 
         With ``ended=N`` it answers once N executions have ended since the stack started (and
         the asynchronous invocations they caused are done), or after ``wait`` seconds (at most
-        10): a ``thumbs run`` that uses a running ``thumbs serve`` waits on this, not on a poll.
+        10): a script waits on this, not on a poll of ListExecutions.
         """
         from urllib.parse import parse_qs
 
