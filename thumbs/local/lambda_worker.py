@@ -130,7 +130,7 @@ def _become(request: dict[str, Any], stdin_fd: int, log_fd: int) -> None:
     """In a fresh fork: only this function's stdin, log, environment and code folder."""
     import signal
 
-    signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # the zygote's setting; a handler's subprocesses need waits
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # not the zygote's reaper: a handler waits for its own children
     os.dup2(stdin_fd, 0)
     os.dup2(log_fd, 1)
     os.dup2(log_fd, 2)
@@ -142,12 +142,26 @@ def _become(request: dict[str, Any], stdin_fd: int, log_fd: int) -> None:
     sys.path.insert(0, request["code_dir"])
 
 
+def _reap(signum: int, frame: object) -> None:
+    """Wait for every child that has exited (one SIGCHLD can stand for several)."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
 def zygote(channel_fd: int) -> None:
     """Load ``PRELOADED``, then fork one worker per request until the runtime closes the channel.
 
     Each request is one SOCK_SEQPACKET message (JSON) with the worker's stdin, reply and log
-    descriptors attached; the answer is the child's pid. Children are reaped by the kernel
-    (SIGCHLD ignored), so the runtime watches a worker by its pid and its pipes.
+    descriptors attached; the answer is the child's pid. The zygote reaps each child as it
+    exits (on SIGCHLD), so the runtime watches a worker by its pid and its pipes, and the
+    workers' CPU time reaches the runtime's own accounting (``RUSAGE_CHILDREN``) through the
+    zygote, as it did when the runtime started each worker itself. Ignoring SIGCHLD would
+    reap them too, but the kernel then drops their CPU time.
     """
     import signal
     import socket
@@ -159,7 +173,7 @@ def zygote(channel_fd: int) -> None:
         except Exception:  # noqa: BLE001 - a head start only: a worker meets a real import error itself
             continue
     _prime()
-    signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+    signal.signal(signal.SIGCHLD, _reap)
     channel = socket.socket(fileno=channel_fd)
     while True:
         try:
