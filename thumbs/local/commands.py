@@ -15,12 +15,15 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.table import Table
 
 from ..terminal import console, duration, out, parse_since, print_history
 from .state import StateFolder
+
+if TYPE_CHECKING:
+    from .served import Outcome
 
 SKIPPED_SUFFIXES = (".md", ".json", ".txt")  # documentation next to images (e.g. a corpus manifest)
 # Uploads run ahead of the executions they start by at most this many: enough to keep every
@@ -89,9 +92,7 @@ def _faults(args: argparse.Namespace) -> Any:
     return FaultSwitch.parse(args.fault)
 
 
-def run_files(
-    stack: Any, files: list[tuple[str, Path]], folder: Path, wait: Callable[[], bool]
-) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]], bool]:
+def run_files(stack: Any, files: list[tuple[str, Path]], folder: Path, wait: Callable[[], bool]) -> Outcome:
     """Upload, ``wait``, write the thumbnails, ``records.jsonl`` and ``report.json``: (records, report, finished).
 
     ``stack`` is a :class:`Session`: this command's own, or a serve's when it runs a command's files.
