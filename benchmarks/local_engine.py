@@ -7,13 +7,17 @@ wall time measured in this run, side by side with its baseline:
   and on a running ``thumbs serve``, against a naive one-process Pillow loop (open,
   ``thumbnail(LANCZOS)``, save q85, per size) and the bare imaging calls the handlers make,
   spread over every core with no AWS at all;
-- **latency**: one 12 MP image, template cached, fresh state folder, from command to summary;
-  the same on a running serve; and a fresh Python that imports boto3 and Pillow and makes the
-  three thumbnails (the floor);
+- **latency**: one 12 MP image, template cached, fresh state folder, from command to summary:
+  in a process of its own (``THUMBS_ENGINE=0``), as the command that starts the warm engine,
+  and forked from the warm engine (what every later command is); the same on a running serve;
+  and a fresh Python that imports boto3 and Pillow and makes the three thumbnails (the floor);
 - **inner loop**: with ``thumbs serve --watch`` up, a handler file is saved (its time touched,
   its bytes unchanged) and one image is run: from the save to the summary;
-- **memory**: the peak RSS of ``thumbs run`` (its largest process) at a tenth of the uploads
-  and at all of them: flat means it does not grow with the batch.
+- **memory**: the peak RSS of ``thumbs run`` (its largest process, in a process of its own) at a
+  tenth of the uploads and at all of them: flat means it does not grow with the batch.
+
+Every ``thumbs run`` here runs in its own process (``THUMBS_ENGINE=0``) unless its row says the
+warm engine, which the benchmark keeps in a folder of its own and stops at the end.
 """
 
 from __future__ import annotations
@@ -123,9 +127,16 @@ class Serve:
         self.process.wait(timeout=120)
 
 
-def run(state: Path, folder: Path, out: Path) -> tuple[float, int]:
+def run(state: Path, folder: Path, out: Path, engines: Path | None = None) -> tuple[float, int]:
+    """``thumbs run`` in its own process; with ``engines``, forked from the warm engine kept there.
+
+    Only the first kind has a peak RSS to report: a forked command's memory is the engine's child's.
+    """
     shutil.rmtree(out, ignore_errors=True)
-    return timed([*THUMBS, "--state", str(state), "run", str(folder), "--out", str(out)])
+    environment = {**os.environ, "THUMBS_ENGINE": "0"}
+    if engines is not None:
+        environment.update(THUMBS_ENGINE="1", THUMBS_ENGINE_DIR=str(engines))
+    return timed([*THUMBS, "--state", str(state), "run", str(folder), "--out", str(out)], env=environment)
 
 
 def main() -> None:
@@ -165,6 +176,10 @@ def main() -> None:
             list(pool.map(bare, [str(p) for p in paths]))
         bare_s = time.perf_counter() - start
         own_s, _ = run(cached_state(tmp / "s-own", cache), folder, tmp / "out")
+        engines = tmp / "engines"
+        engines.mkdir(mode=0o700)
+        first_s, _ = run(cached_state(tmp / "s-first", cache), one, tmp / "out", engines)  # starts the engine
+        forked_s, _ = run(cached_state(tmp / "s-forked", cache), folder, tmp / "out", engines)
         with Serve(cached_state(tmp / "s-serve", cache)) as serve:
             run(serve.state, one, tmp / "out")  # the serve's first upload warms its workers
             served_s, _ = run(serve.state, folder, tmp / "out")
@@ -175,6 +190,7 @@ def main() -> None:
             ("naive Pillow loop, 1 process", naive_s),
             (f"bare imaging, {cores} processes", bare_s),
             ("thumbs run (its own stack)", own_s),
+            ("thumbs run (own stack, warm engine)", forked_s),
             ("thumbs run (on thumbs serve)", served_s),
         ):
             print(f"{name:<34}{wall:>8.1f}{wall / naive_s:>9.2f}x{wall / bare_s:>8.2f}x")
@@ -188,6 +204,11 @@ def main() -> None:
         )
         floor_s, _ = timed([sys.executable, "-c", floor, str(one / "photo.jpg")])
         cold_s, _ = run(cached_state(tmp / "s-cold", cache), one, tmp / "out")
+        warm_engine_s, _ = run(cached_state(tmp / "s-engine", cache), one, tmp / "out", engines)
+        stop = [*THUMBS, "engine", "--stop"]
+        subprocess.run(
+            stop, env={**os.environ, "THUMBS_ENGINE_DIR": str(engines)}, stdout=subprocess.DEVNULL, check=True
+        )
         with Serve(cached_state(tmp / "s-watch", cache), "--watch") as serve:
             run(serve.state, one, tmp / "out")
             warm_s, _ = run(serve.state, one, tmp / "out")
@@ -202,6 +223,8 @@ def main() -> None:
         for name, wall in (
             ("fresh python: boto3 + Pillow, 3 sizes", floor_s),
             ("thumbs run, fresh state folder", cold_s),
+            ("  the same, starting the warm engine", first_s),
+            ("  the same, forked from the warm engine", warm_engine_s),
             ("thumbs run on a running thumbs serve", warm_s),
             ("serve --watch: handler saved -> summary", loop_s),
         ):

@@ -19,6 +19,8 @@ os.environ.update(
         "POWERTOOLS_TRACE_DISABLED": "true",
         "POWERTOOLS_METRICS_NAMESPACE": "ThumbnailPipelineTests",
         "POWERTOOLS_SERVICE_NAME": "tests",
+        # A thumbs command started by a test runs in its own process; tests/test_engine.py turns the engine on.
+        "THUMBS_ENGINE": "0",
     }
 )
 os.environ.pop("AWS_PROFILE", None)

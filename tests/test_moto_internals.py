@@ -352,6 +352,30 @@ def test_moto_s_ec2_regions_are_those_boto3_lists():
     assert boto3.Session.get_available_regions.__module__ == "boto3.session"  # put back after the import
 
 
+def test_the_engine_s_preload_warms_what_moto_keeps_for_the_process():
+    """Seam 22: the caches the warm engine fills are moto's process-wide ones, and still exist."""
+    from functools import _lru_cache_wrapper
+
+    from moto.core.base_backend import AccountSpecificBackend
+    from moto.core.routing import ServiceOperationRouter, get_service_router
+    from moto.core.utils import get_service_model
+    from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+
+    # cached per process, so what the engine builds its forks inherit
+    assert isinstance(get_service_router, _lru_cache_wrapper) and isinstance(get_service_model, _lru_cache_wrapper)
+    assert isinstance(inspect.getattr_static(AccountSpecificBackend, "get_session").__func__, _lru_cache_wrapper)
+    assert "def _get_router(self, protocol" in inspect.getsource(ServiceOperationRouter)
+    for service in moto_internals.PRELOADED_SERVICES:
+        for part in ("models", "responses", "urls"):
+            assert __import__(f"moto.{service}.{part}")
+    moto_internals.preload()
+    router = get_service_router("lambda")
+    assert router._routers  # the protocol routers were built, and kept on the cached router
+    # the warm-up definition is one moto's grammar accepts, with the kinds of state the stack uses
+    program, _ = AmazonStateLanguageParser.parse(json.dumps(moto_internals.WARM_DEFINITION))
+    assert set(program.states.states) == set(moto_internals.WARM_DEFINITION["States"])
+
+
 def test_the_server_seams_build_moto_s_app_with_aws_errors_for_what_it_lacks():
     from moto.moto_server import werkzeug_app
 

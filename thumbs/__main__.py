@@ -2,6 +2,6 @@
 
 import sys
 
-from thumbs.cli import main
+from thumbs.cli import entry
 
-sys.exit(main())
+sys.exit(entry())

@@ -11,6 +11,7 @@
     thumbs latency [--avg-mp M]              (one upload on AWS, on paper)
     thumbs burst [--uploads N] [--seconds S] [--concurrency C]
     thumbs verify [--timeout S]              (with --stack: after a deploy)
+    thumbs engine [--stop]                   (the warm engine local commands fork from)
 
 Every command that runs the pipeline deploys the same CloudFormation template ``cdk deploy``
 would, on moto, with the handler code run by the local Lambda runtime (``thumbs/local/``).
@@ -27,10 +28,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .terminal import console, out
-
 # With --stack these work on a deployed stack; the rest run locally (cost, latency and burst: anywhere).
 STACK_COMMANDS = ("executions", "history", "replay", "backfill", "drain-dlq", "verify")
+# Local commands that start a stack run in a fork of the warm engine (thumbs/local/engine.py): their
+# start is mostly imports. serve and console run for hours; executions and history only read files.
+ENGINE_COMMANDS = ("run", "replay", "backfill", "verify")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -96,6 +98,11 @@ def build_parser() -> argparse.ArgumentParser:
     console_command.add_argument("--concurrency", type=int, metavar="N", help=concurrency_help)
     console_command.set_defaults(open_browser=True)
 
+    engine = commands.add_parser(
+        "engine", help="the warm engine that local commands fork from: list it, or --stop it (THUMBS_ENGINE=0: none)"
+    )
+    engine.add_argument("--stop", action="store_true", help="stop this user's engines once their commands finish")
+
     drain = commands.add_parser("drain-dlq", help="with --stack: start what dead-lettered events should have started")
     drain.add_argument("--limit", type=int, help="at most this many messages")
     drain.add_argument("--dry-run", action="store_true", help="only read the queue and say what would happen")
@@ -156,11 +163,29 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def entry() -> int:
+    """The ``thumbs`` command: a command that starts a local stack runs in a fork of the warm engine.
+
+    ``main`` is the command itself; the tests call it directly, in their own process.
+    """
+    argv = sys.argv[1:]
+    args = parse(argv)
+    if args.command in ENGINE_COMMANDS and not args.stack:
+        from .local import engine
+
+        if engine.enabled():
+            status = engine.run_in_engine(argv)
+            if status is not None:
+                return status
+    return main(argv)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse, then hand over to the engine the command needs; AWS and lookup errors end in one line."""
     from botocore.exceptions import BotoCoreError, ClientError
 
     from .local.state import StateFolder, state_root
+    from .terminal import console, out  # not at the top: a command the engine runs never needs rich here
 
     args = parse(argv)
     try:
@@ -172,6 +197,10 @@ def main(argv: list[str] | None = None) -> int:
             from .latency import cmd_latency
 
             return cmd_latency(args, out, StateFolder(state_root(args.state)).cache_dir)
+        if args.command == "engine":
+            from .local.engine import cmd_engine
+
+            return cmd_engine(args, out)
         if args.command == "burst":
             from .burst import cmd_burst
 

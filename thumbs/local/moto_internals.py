@@ -87,6 +87,11 @@ does, or does slowly, is supplied here:
     copy is whole when anyone sees it, as on AWS, and of two runs publishing the same
     thumbnail only one can replace what it looked at (Record).
 
+22. The warm engine (``thumbs/local/engine.py``) imports moto once per user and forks a command
+    from it: what a stack's start imports is imported here, without a backend made or a
+    thread started, and the first ANTLR parse (which builds the grammar's lookahead tables,
+    shared by later parses) runs here on a definition with the stack's kinds of state.
+
 moto is pinned (``MOTO_VERSION``); ``tests/test_moto_internals.py`` fails loudly on an
 upgrade that moves any of these seams.
 """
@@ -144,6 +149,82 @@ def enable_execution() -> None:
 
     default_user_config.setdefault("stepfunctions", {})["execute_state_machine"] = True
     _import_ec2_regions()
+
+
+# 22. What the warm engine imports before it forks ---------------------------------------------
+# The services a local stack calls (moto package names), and a definition with every kind of
+# state and field the stack's state machines use, for ANTLR's lookahead tables.
+PRELOADED_SERVICES = ("s3", "dynamodb", "stepfunctions", "events", "sqs", "iam", "logs", "awslambda", "sts")
+ROUTED_APIS = ("s3", "dynamodb", "stepfunctions", "events", "sqs", "iam", "lambda")
+WARM_DEFINITION = {
+    "StartAt": "Choose",
+    "States": {
+        "Choose": {
+            "Type": "Choice",
+            "Choices": [{"Variable": "$.detail.object.key", "StringMatches": "*.jpg", "Next": "Work"}],
+            "Default": "Done",
+        },
+        "Work": {
+            "Type": "Task",
+            "Resource": "arn:aws:states:::lambda:invoke",
+            "Parameters": {"FunctionName": "f", "Payload.$": "$", "Name.$": "States.Format('{}', $.id)"},
+            "ResultSelector": {"out.$": "$.Payload"},
+            "ResultPath": "$.work",
+            "Retry": [{"ErrorEquals": ["States.ALL"], "IntervalSeconds": 1, "MaxAttempts": 2, "BackoffRate": 2}],
+            "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "Failed"}],
+            "Next": "Each",
+        },
+        "Each": {
+            "Type": "Map",
+            "ItemsPath": "$.sizes",
+            "MaxConcurrency": 4,
+            "ItemSelector": {"size.$": "$$.Map.Item.Value"},
+            "ItemProcessor": {
+                "ProcessorConfig": {"Mode": "INLINE"},
+                "StartAt": "One",
+                "States": {"One": {"Type": "Pass", "End": True}},
+            },
+            "ResultPath": "$.each",
+            "Next": "Done",
+        },
+        "Failed": {"Type": "Fail", "Error": "Failed", "Cause": "failed"},
+        "Done": {"Type": "Succeed"},
+    },
+}
+
+
+def preload() -> None:
+    """Import what a local stack's start imports, and parse one definition, changing nothing.
+
+    No backend is created and no thread started: the engine forks after this, and a fork
+    copies only the forking thread. Nothing is patched either (``install`` runs in each fork).
+    """
+    import importlib
+
+    _import_ec2_regions()
+    from moto.core.base_backend import AccountSpecificBackend
+    from moto.core.routing import get_service_router
+    from moto.core.utils import get_service_model
+    from moto.moto_server import werkzeug_app  # noqa: F401
+    from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+
+    for service in PRELOADED_SERVICES:
+        importlib.import_module(f"moto.{service}.models")
+        importlib.import_module(f"moto.{service}.responses")
+        importlib.import_module(f"moto.{service}.urls")
+    # moto reads each API's model to route and answer, and builds a router per protocol: both
+    # are kept for the process. A backend lists its regions through one SDK session, also kept.
+    regions = AccountSpecificBackend.get_session()
+    for partition in regions.get_available_partitions():
+        regions.get_available_regions("s3", partition_name=partition)
+    for api in ROUTED_APIS:
+        model = get_service_model(api)
+        for protocol in model.metadata.get("protocols") or [model.protocol]:
+            try:
+                get_service_router(api)._get_router(protocol)
+            except Exception:  # noqa: BLE001 - a protocol moto routes no other way (NotFound): nothing to build
+                continue
+    AmazonStateLanguageParser.parse(json.dumps(WARM_DEFINITION))
 
 
 # 17. moto's EC2 regions, read once at import ------------------------------------------------------
