@@ -131,7 +131,9 @@ def test_a_run_forks_from_one_engine_and_imports_the_tool_as_it_is_on_disk(tmp_p
     assert engine_pids(engines) == {first}
 
 
-def test_ctrl_c_reaches_the_fork_and_the_command_ends_with_it(tmp_path, project, engines, template):
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "killed"])
+def test_a_command_stopped_or_killed_takes_its_fork_with_it(tmp_path, project, engines, template, stop):
+    """Ctrl-C is passed to the fork, which stops as the command would; a killed command's fork is hung up on."""
     state = seeded_state(tmp_path, project, template)
     folder = tmp_path / "in"
     folder.mkdir()
@@ -145,13 +147,15 @@ def test_ctrl_c_reaches_the_fork_and_the_command_ends_with_it(tmp_path, project,
     assert forks(engines), "the command never reached the engine"
     fork = int(forks(engines)[0].split(" forked ")[1].split(":")[0])
     time.sleep(3)  # into the run: the stack is up and uploads are going
-    process.send_signal(signal.SIGINT)
+    process.send_signal(stop)
     status, output = finished(process, timeout=120)
     assert status != 0, output
     deadline = time.monotonic() + 30
     while _alive(fork) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not _alive(fork), f"the fork {fork} outlived its command"
+    (pid,) = engine_pids(engines)
+    assert _alive(pid)  # the engine itself serves on
 
 
 def test_engine_lists_and_stops_this_users_engines(tmp_path, project, engines, template):

@@ -314,11 +314,13 @@ class Engine:
                             pass
                         for pid, status in self._reaped():
                             connection = self.children.pop(pid)
-                            selector.unregister(connection)
+                            with contextlib.suppress(KeyError):  # not if its command went away first
+                                selector.unregister(connection)
                             _send_line(connection, {"status": status})
                             connection.close()
                     else:  # a command's connection is readable only when the command went away
-                        self._abandoned(key.data, key.fileobj)
+                        selector.unregister(key.fileobj)  # once: its fork is reaped as any other
+                        self._abandoned(key.data)
                 if self.children:
                     last_used = time.monotonic()
                 elif self._done(last_used, identity):
@@ -394,13 +396,13 @@ class Engine:
             done.append((pid, code if code >= 0 else 128 - code))  # killed by signal N: 128 + N, as a shell says
         return [(pid, status) for pid, status in done if pid in self.children]
 
-    def _abandoned(self, pid: int, connection: Any) -> None:
-        """The command is gone (its terminal closed, or it was killed): hang up on its fork, as a terminal would."""
-        try:
-            if connection.recv(1, socket.MSG_PEEK):
-                return
-        except OSError:
-            pass
+    @staticmethod
+    def _abandoned(pid: int) -> None:
+        """The command is gone (its terminal closed, or it was killed): hang up on its fork, as a terminal would.
+
+        A command sends nothing after its request, so its end of the connection turns readable
+        only when it closes.
+        """
         with contextlib.suppress(OSError):
             os.killpg(pid, signal.SIGHUP)
 
