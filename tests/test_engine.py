@@ -207,3 +207,31 @@ def test_the_engine_folder_must_be_the_users_alone(monkeypatch, tmp_path):
     monkeypatch.setenv("THUMBS_ENGINE_DIR", str(shared))
     with pytest.raises(PermissionError, match="must belong to this user alone"):
         engine.engine_dir()
+
+
+def test_a_command_outliving_a_killed_engine_does_not_keep_a_new_one_from_starting(
+    tmp_path, project, engines, template
+):
+    """A fork holds none of the engine's own files: killed, the engine frees its lock and name at once."""
+    state = seeded_state(tmp_path, project, template)
+    folder = tmp_path / "in"
+    folder.mkdir()
+    jpeg = encode(photo(1600, 1200), "JPEG")
+    for n in range(20):
+        (folder / f"p{n}.jpg").write_bytes(jpeg)
+    running = thumbs(project, engines, "--state", str(state), "run", str(folder), "--concurrency", "1")
+    deadline = time.monotonic() + 120
+    while not forks(engines) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    (first,) = engine_pids(engines)
+    os.kill(first, signal.SIGKILL)
+    try:
+        other = tmp_path / "other"
+        status, output = finished(thumbs(project, engines, "--state", str(other), "run", str(tmp_path / "missing")))
+        assert status == 1 and "is neither a file nor a folder" in output
+        assert "running here" not in output and "without the warm engine" not in output
+        (second,) = engine_pids(engines)
+        assert second != first
+    finally:
+        running.send_signal(signal.SIGINT)
+        finished(running, timeout=120)

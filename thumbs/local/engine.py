@@ -210,7 +210,7 @@ def main(argv: list[str]) -> int:
     started = time.monotonic()
     preload()
     _log(f"preloaded {len(sys.modules)} modules in {time.monotonic() - started:.2f} s")
-    return Engine(path).serve()
+    return Engine(path, lock=lock).serve()
 
 
 def preload() -> None:
@@ -267,8 +267,9 @@ def _log(message: str) -> None:
 class Engine:
     """The serving loop: accept a command, fork it, report its status; exit when idle."""
 
-    def __init__(self, path: Path, idle_seconds: float | None = None) -> None:
+    def __init__(self, path: Path, idle_seconds: float | None = None, lock: int | None = None) -> None:
         self.path = path
+        self.lock = lock  # the engine's lock file: a fork must not hold it (it would outlive the engine)
         if idle_seconds is None:
             idle_seconds = float(os.environ.get("THUMBS_ENGINE_IDLE", IDLE_SECONDS))
         self.idle_seconds = idle_seconds
@@ -302,7 +303,8 @@ class Engine:
                 for key, _ in selector.select(timeout=5.0):
                     if key.data == "accept":
                         connection, _ = listener.accept()
-                        pid = self._fork(connection, (listener, wake_read, wake_write))
+                        engine_only = [listener, selector, wake_read, wake_write, self.lock, *self.children.values()]
+                        pid = self._fork(connection, engine_only)
                         if pid is not None:
                             self.children[pid] = connection
                             selector.register(connection, selectors.EVENT_READ, pid)
@@ -355,7 +357,8 @@ class Engine:
         except FileNotFoundError:
             return False
 
-    def _fork(self, connection: socket.socket, inherited: tuple[Any, ...]) -> int | None:
+    def _fork(self, connection: socket.socket, engine_only: list[Any]) -> int | None:
+        """Fork the command on ``connection``; the fork first closes what is the engine's alone."""
         connection.settimeout(10)
         try:
             request, fds = _receive(connection)
@@ -367,9 +370,11 @@ class Engine:
         pid = os.fork()
         if pid == 0:
             try:
-                inherited[0].close()
-                for descriptor in inherited[1:]:
-                    os.close(descriptor)
+                for held in engine_only:  # the socket, selector, wake-up pipe, lock, other commands
+                    if isinstance(held, int):
+                        os.close(held)
+                    elif held is not None:
+                        held.close()
                 status = _become(request, fds)
             except BaseException:  # noqa: BLE001 (the fork must never return into the engine's loop)
                 import traceback
