@@ -157,8 +157,11 @@ def _start(path: Path) -> socket.socket | None:
     return None
 
 
-def _hand_over(connection: socket.socket, argv: list[str]) -> int:
-    """Send the command, forward the terminal's signals to its fork, and return the fork's status."""
+def _hand_over(connection: socket.socket, argv: list[str]) -> int | None:
+    """Send the command, forward the terminal's signals to its fork, and return the fork's status.
+
+    None if the engine could not take the command (nothing ran, so it can run here instead).
+    """
     request = {
         "argv": argv,
         "cwd": str(Path.cwd()),
@@ -167,12 +170,20 @@ def _hand_over(connection: socket.socket, argv: list[str]) -> int:
         "umask": _umask(),
         "encodings": [(s.encoding, s.errors) for s in (sys.stdin, sys.stdout, sys.stderr)],
     }
-    socket.send_fds(connection, [json.dumps(request).encode() + b"\n"], [0, 1, 2])
     reader = connection.makefile("rb")
-    first = reader.readline()
+    try:
+        socket.send_fds(connection, [json.dumps(request).encode() + b"\n"], [0, 1, 2])
+        first = reader.readline()  # the engine answers with the fork's pid once it has forked
+    except OSError as exc:
+        first, problem = b"", exc
+    else:
+        problem = None
     if not first:
-        print("thumbs: the warm engine closed the connection before the command started", file=sys.stderr)
-        return 1
+        print(
+            f"thumbs: the warm engine did not take the command ({problem or 'it closed'}); running here",
+            file=sys.stderr,
+        )
+        return None
     pid = int(json.loads(first)["pid"])
 
     def forward(signum: int, frame: Any) -> None:
