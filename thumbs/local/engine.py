@@ -41,8 +41,6 @@ from typing import Any
 
 IDLE_SECONDS = 900.0  # an engine nobody used for this long exits (a new one takes about 3 s to start)
 START_SECONDS = 60.0  # how long a command waits for a new engine before it runs in its own process
-# The services a local stack's clients call: the deploy's seven, and what the interpreter invokes.
-SDK_SERVICES = ("s3", "dynamodb", "events", "stepfunctions", "sqs", "lambda", "iam")
 OWN_PACKAGES = ("thumbs", "imaging", "awsio", "functions", "pipeline")
 KEYED_ENVIRONMENT = ("MOTO_", "AWS_", "BOTO", "PYTHON")
 # Imported by the engine before it serves. Our modules are imported too, for what they import,
@@ -241,13 +239,13 @@ def preload() -> None:
         from thumbs.local import moto_internals
 
         moto_internals.preload()
-        _read_models()
+        _read_models(moto_internals.STACK_APIS)
     except Exception as exc:  # noqa: BLE001 - as above
         _log(f"warm-up left out: {exc!r}")
     forget_own_modules()
 
 
-def _read_models() -> None:
+def _read_models(services: tuple[str, ...]) -> None:
     """Read the service models a stack's clients need into the default session's loader.
 
     The clients are made with fixed keys, a region and an endpoint and then dropped: no
@@ -258,7 +256,7 @@ def _read_models() -> None:
 
     boto3.setup_default_session()
     assert boto3.DEFAULT_SESSION is not None
-    for service in SDK_SERVICES:
+    for service in services:
         boto3.DEFAULT_SESSION.client(
             service, region_name="us-east-1", endpoint_url="http://127.0.0.1:9", aws_access_key_id="engine",
             aws_secret_access_key="engine",

@@ -155,7 +155,8 @@ def enable_execution() -> None:
 # The services a local stack calls (moto package names), and a definition with every kind of
 # state and field the stack's state machines use, for ANTLR's lookahead tables.
 PRELOADED_SERVICES = ("s3", "dynamodb", "stepfunctions", "events", "sqs", "iam", "logs", "awslambda", "sts")
-ROUTED_APIS = ("s3", "dynamodb", "stepfunctions", "events", "sqs", "iam", "lambda")
+# The AWS APIs a local stack calls (the deploy's clients, in its order): moto routes and answers them.
+STACK_APIS = ("s3", "dynamodb", "events", "stepfunctions", "sqs", "lambda", "iam")
 WARM_DEFINITION = {
     "StartAt": "Choose",
     "States": {
@@ -217,7 +218,7 @@ def preload() -> None:
     regions = AccountSpecificBackend.get_session()
     for partition in regions.get_available_partitions():
         regions.get_available_regions("s3", partition_name=partition)
-    for api in ROUTED_APIS:
+    for api in STACK_APIS:
         model = get_service_model(api)
         for protocol in model.metadata.get("protocols") or [model.protocol]:
             try:

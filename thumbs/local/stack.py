@@ -470,9 +470,7 @@ class LocalStack:
         ``register_outputs=False`` leaves out the CloudFormation stack of outputs (see
         ``_register_outputs``), for a caller that never looks the stack up by name.
         """
-        s3, dynamodb, events, sfn, sqs, lam, iam = (
-            self.client(s) for s in ("s3", "dynamodb", "events", "stepfunctions", "sqs", "lambda", "iam")
-        )
+        s3, dynamodb, events, sfn, sqs, lam, iam = (self.client(s) for s in moto_internals.STACK_APIS)
         role = iam.create_role(RoleName="local", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
         buckets = resources_of_type(self.template, "AWS::S3::Bucket")
         for logical in buckets:
