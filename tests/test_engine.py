@@ -131,21 +131,28 @@ def test_a_run_forks_from_one_engine_and_imports_the_tool_as_it_is_on_disk(tmp_p
     assert engine_pids(engines) == {first}
 
 
-@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "killed"])
-def test_a_command_stopped_or_killed_takes_its_fork_with_it(tmp_path, project, engines, template, stop):
-    """Ctrl-C is passed to the fork, which stops as the command would; a killed command's fork is hung up on."""
+def long_run(
+    tmp_path: Path, project: Path, engines: Path, template: dict[str, Any], images: int
+) -> tuple[subprocess.Popen[str], int]:
+    """A ``thumbs run`` of ``images`` 2 MP photos at a concurrency of 1, once it has forked: (command, fork's pid)."""
     state = seeded_state(tmp_path, project, template)
     folder = tmp_path / "in"
     folder.mkdir()
     jpeg = encode(photo(1600, 1200), "JPEG")
-    for n in range(30):
+    for n in range(images):
         (folder / f"p{n}.jpg").write_bytes(jpeg)
     process = thumbs(project, engines, "--state", str(state), "run", str(folder), "--concurrency", "1")
     deadline = time.monotonic() + 120
     while not forks(engines) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert forks(engines), "the command never reached the engine"
-    fork = int(forks(engines)[0].split(" forked ")[1].split(":")[0])
+    return process, int(forks(engines)[0].split(" forked ")[1].split(":")[0])
+
+
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "killed"])
+def test_a_command_stopped_or_killed_takes_its_fork_with_it(tmp_path, project, engines, template, stop):
+    """Ctrl-C is passed to the fork, which stops as the command would; a killed command's fork is hung up on."""
+    process, fork = long_run(tmp_path, project, engines, template, 30)
     time.sleep(3)  # into the run: the stack is up and uploads are going
     process.send_signal(stop)
     status, output = finished(process, timeout=120)
@@ -213,16 +220,7 @@ def test_a_command_outliving_a_killed_engine_does_not_keep_a_new_one_from_starti
     tmp_path, project, engines, template
 ):
     """A fork holds none of the engine's own files: killed, the engine frees its lock and name at once."""
-    state = seeded_state(tmp_path, project, template)
-    folder = tmp_path / "in"
-    folder.mkdir()
-    jpeg = encode(photo(1600, 1200), "JPEG")
-    for n in range(20):
-        (folder / f"p{n}.jpg").write_bytes(jpeg)
-    running = thumbs(project, engines, "--state", str(state), "run", str(folder), "--concurrency", "1")
-    deadline = time.monotonic() + 120
-    while not forks(engines) and time.monotonic() < deadline:
-        time.sleep(0.1)
+    running, _ = long_run(tmp_path, project, engines, template, 20)
     (first,) = engine_pids(engines)
     os.kill(first, signal.SIGKILL)
     try:

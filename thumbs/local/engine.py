@@ -39,6 +39,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from .lambda_worker import exited_children
+
 IDLE_SECONDS = 900.0  # an engine nobody used for this long exits (a new one takes about 3 s to start)
 START_SECONDS = 60.0  # how long a command waits for a new engine before it runs in its own process
 OWN_PACKAGES = ("thumbs", "imaging", "awsio", "functions", "pipeline")
@@ -102,8 +104,8 @@ def enabled() -> bool:
 def run_in_engine(argv: list[str]) -> int | None:
     """Run ``thumbs ARGV`` in a fork of the warm engine: its exit status, or None to run it here.
 
-    None means no engine could be reached or started (a message says why); the command then
-    runs in this process, as it would with ``THUMBS_ENGINE=0``.
+    None means no engine could be reached, started or given the command (a message says why);
+    nothing ran, and the command then runs in this process, as with ``THUMBS_ENGINE=0``.
     """
     try:
         for descriptor in (0, 1, 2):  # handed over as they are: a closed one cannot be
@@ -276,12 +278,10 @@ def _log(message: str) -> None:
 class Engine:
     """The serving loop: accept a command, fork it, report its status; exit when idle."""
 
-    def __init__(self, path: Path, idle_seconds: float | None = None, lock: int | None = None) -> None:
+    def __init__(self, path: Path, lock: int) -> None:
         self.path = path
         self.lock = lock  # the engine's lock file: a fork must not hold it (it would outlive the engine)
-        if idle_seconds is None:
-            idle_seconds = float(os.environ.get("THUMBS_ENGINE_IDLE", IDLE_SECONDS))
-        self.idle_seconds = idle_seconds
+        self.idle_seconds = float(os.environ.get("THUMBS_ENGINE_IDLE", IDLE_SECONDS))
         self.children: dict[int, socket.socket] = {}  # fork's pid -> its command's connection
         self.stopping = False
 
@@ -382,7 +382,7 @@ class Engine:
                 for held in engine_only:  # the socket, selector, wake-up pipe, lock, other commands
                     if isinstance(held, int):
                         os.close(held)
-                    elif held is not None:
+                    else:
                         held.close()
                 status = _become(request, fds)
             except BaseException:  # noqa: BLE001 (the fork must never return into the engine's loop)
@@ -398,16 +398,11 @@ class Engine:
         return pid
 
     def _reaped(self) -> list[tuple[int, int]]:
+        """(pid, exit status) of each command's fork that ended; a status of 128 + N for signal N, as a shell says."""
         done = []
-        while True:
-            try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                break
-            if pid == 0:
-                break
+        for pid, status in exited_children():
             code = os.waitstatus_to_exitcode(status)
-            done.append((pid, code if code >= 0 else 128 - code))  # killed by signal N: 128 + N, as a shell says
+            done.append((pid, code if code >= 0 else 128 - code))
         return [(pid, status) for pid, status in done if pid in self.children]
 
     @staticmethod
@@ -505,7 +500,7 @@ def engines(folder: Path | None = None) -> list[dict[str, Any]]:
         except (OSError, ValueError):
             continue
         sock = lock.with_suffix(".sock")
-        found.append({"pid": pid, "socket": str(sock), "current": sock == current, "serving": sock.exists()})
+        found.append({"pid": pid, "socket": str(sock), "current": sock == current})
     return found
 
 

@@ -30,6 +30,7 @@ import os
 import sys
 import time
 import traceback
+from collections.abc import Iterator
 from typing import IO, Any
 
 NICENESS = 10  # added to the runner's: CFS then gives the runner about 9 of 10 contended time slices
@@ -142,15 +143,24 @@ def _become(request: dict[str, Any], stdin_fd: int, log_fd: int) -> None:
     sys.path.insert(0, request["code_dir"])
 
 
-def _reap(signum: int, frame: object) -> None:
-    """Wait for every child that has exited (one SIGCHLD can stand for several)."""
+def exited_children() -> Iterator[tuple[int, int]]:
+    """Reap every child that has exited, as (pid, wait status): one SIGCHLD can stand for several.
+
+    The zygote reaps its workers with it, and the warm engine its commands' forks.
+    """
     while True:
         try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
+            pid, status = os.waitpid(-1, os.WNOHANG)
         except ChildProcessError:
             return
         if pid == 0:
             return
+        yield pid, status
+
+
+def _reap(signum: int, frame: object) -> None:
+    for _ in exited_children():
+        pass
 
 
 def zygote(channel_fd: int) -> None:
