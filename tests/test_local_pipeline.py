@@ -62,6 +62,9 @@ def test_samples_run_gives_thumbnails_and_records(sample_run):
     for record in found.values():
         assert set(record) >= {"status", "bucket", "key", "etag", "sequencer", "thumbnails", "execution_arn"}
         for thumb in record["thumbnails"]:
+            written = (out / thumb["key"]).stat()
+            # copied from the store's blob: every byte Resize wrote, in a file of its own (never a link to the blob)
+            assert written.st_size == thumb["bytes"] and written.st_nlink == 1
             image = Image.open(out / thumb["key"])
             assert image.size == (thumb["width"], thumb["height"]) and max(image.size) <= thumb["size"]
     upright = Image.open(out / "256/rotated-exif.jpg.jpg")

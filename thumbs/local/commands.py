@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -110,7 +111,7 @@ def run_files(stack: Any, files: list[tuple[str, Path]], folder: Path, wait: Cal
     finished = wait()
     found = (stack.record(source_id(stack.upload_bucket, key)) for key in sorted({key for key, _ in files}))
     records = [r for r in found if r is not None]
-    _write_outputs(stack.client("s3"), stack.thumbnail_bucket, records, folder)
+    _write_outputs(stack, records, folder)
     report = _this_run(before, stack.function_report())
     (folder / "report.json").write_text(json.dumps({"functions": report}, indent=1))
     return records, report, finished
@@ -124,20 +125,19 @@ def _this_run(before: dict[str, dict[str, Any]], after: dict[str, dict[str, Any]
     }
 
 
-def _write_outputs(s3: Any, bucket: str, records: list[dict[str, Any]], folder: Path) -> None:
+def _write_outputs(stack: Any, records: list[dict[str, Any]], folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     root = folder.resolve()
-
-    def download(key: str) -> None:
-        target = folder / key
-        if not target.resolve().is_relative_to(root):
-            return  # a key with '..' in it stays in the bucket; the record still names it
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
-
-    keys = [thumb["key"] for record in records for thumb in record.get("thumbnails", [])]
-    with ThreadPoolExecutor(max_workers=8) as pool:  # the loopback server answers in parallel
-        list(pool.map(download, keys))
+    for record in records:
+        for thumb in record.get("thumbnails", []):
+            target = folder / thumb["key"]
+            if not target.resolve().is_relative_to(root):
+                continue  # a key with '..' in it stays in the bucket; the record still names it
+            stored = stack.thumbnail_file(thumb["key"])
+            if stored is None:
+                continue  # gone since (a later deletion or sizes change); the record still names it
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(stored, target)  # a copy, never a link: the blob is shared and must not change
     with (folder / "records.jsonl").open("w") as handle:
         for record in sorted(records, key=lambda r: r["key"]):
             handle.write(json.dumps(record, ensure_ascii=False) + "\n")
