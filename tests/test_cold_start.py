@@ -82,3 +82,16 @@ def test_trace_aws_calls_must_be_true_or_false():
     assert PipelineConfig.from_context({"trace_aws_calls": True}).trace_aws_calls is True
     with pytest.raises(ConfigError, match="trace_aws_calls: 1 is not true or false"):
         PipelineConfig.from_context({"trace_aws_calls": 1})
+
+
+def test_reading_the_intermediate_does_not_load_every_pillow_plugin():
+    """TIFF is registered by the imaging core: otherwise Image.open(formats=["TIFF"]) loads all of Pillow's plugins."""
+    code = (
+        "import json, sys\n"
+        "from PIL import Image\n"
+        "from imaging import intermediate_bytes, read_intermediate\n"
+        "read_intermediate(intermediate_bytes(Image.new('RGB', (64, 48))))\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.startswith('PIL.') and m.endswith('ImagePlugin'))))"
+    )
+    loaded = fresh(code)
+    assert "PIL.TiffImagePlugin" in loaded and "PIL.PsdImagePlugin" not in loaded and len(loaded) < 10

@@ -106,7 +106,7 @@ def test_validate_returns_facts_and_the_thumbnails_to_make(aws):
     json.dumps(facts)  # Step Functions passes it on as JSON
     # the intermediate: decoded once, upright, at the largest size, in the thumbnails bucket only
     intermediate = Image.open(io.BytesIO(s3.get_object(Bucket=THUMBS, Key=facts["work_key"])["Body"].read()))
-    assert facts["work_key"].startswith("_work/") and intermediate.format == "PNG"
+    assert facts["work_key"].startswith("_work/") and intermediate.format == "TIFF"
     assert intermediate.size == (256, 160) and not intermediate.info.get("exif")
 
 

@@ -270,3 +270,26 @@ def test_an_exif_block_that_lies_about_its_offsets_does_not_matter():
     data[start + 4 : start + 8] = (0x7FFFFFF0).to_bytes(4, "little" if data[start] == 0x49 else "big")  # IFD0 offset
     result = thumb(bytes(data), 64)  # orientation unreadable: treated as upright, still a thumbnail
     assert max(result.width, result.height) == 64
+
+
+@pytest.mark.parametrize("mode", ["L", "LA", "RGB", "RGBA"])
+def test_the_intermediate_is_uncompressed_tiff_holding_every_pixel_exactly(mode):
+    from imaging import intermediate_bytes, read_intermediate
+
+    image = photo(320, 200).convert(mode)  # every mode prepare() gives
+    data = intermediate_bytes(image)
+    assert data[:4] in (b"II*\x00", b"MM\x00*")
+    back = read_intermediate(data)
+    assert (back.format, back.info.get("compression")) == ("TIFF", "raw")
+    assert (back.mode, back.size, back.tobytes()) == (mode, image.size, image.tobytes())
+
+
+def test_an_intermediate_written_as_png_before_tiff_is_still_read():
+    """An execution that Validate ran before the change is redriven after it: its Resize reads the PNG."""
+    from imaging import read_intermediate
+
+    image = photo(320, 200).convert("RGBA")
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG", compress_level=0)  # what Validate wrote before
+    back = read_intermediate(buffer.getvalue())
+    assert (back.format, back.mode, back.tobytes()) == ("PNG", "RGBA", image.tobytes())

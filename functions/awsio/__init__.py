@@ -151,7 +151,7 @@ def _version_identity(source: SourceObject) -> str:
 
 def intermediate_key(source: SourceObject) -> str:
     """Where validate leaves the decoded upload for the Map: one per object version, never a thumbnail key."""
-    return f"{INTERMEDIATE_PREFIX}{_version_identity(source)}.png"
+    return f"{INTERMEDIATE_PREFIX}{_version_identity(source)}.tiff"
 
 
 def staged_key(source: SourceObject, size: int, extension: str) -> str:

@@ -62,7 +62,7 @@ def validate(
     base = prepare(data, max(settings.sizes), settings)
     work_key = intermediate_key(source)
     with aws_call("PutObject"):
-        s3.put_object(Bucket=thumbnail_bucket, Key=work_key, Body=intermediate_bytes(base), ContentType="image/png")
+        s3.put_object(Bucket=thumbnail_bucket, Key=work_key, Body=intermediate_bytes(base), ContentType="image/tiff")
     metrics.add_metric(name="BytesIn", unit=MetricUnit.Bytes, value=size)
     upright = upright_size(facts.width, facts.height, facts.orientation)
     targets = []
