@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from thumbs.local.lambda_runtime import FaultSwitch, FunctionSpec, LocalLambdaRuntime
-from thumbs.local.lambda_worker import NICENESS, PRIMED_SERVICES
+from thumbs.local.lambda_worker import NICENESS, PRELOADED, PRIMED_SERVICES
 
 TESTS = Path(__file__).resolve().parent
 
@@ -29,6 +29,7 @@ def runtime(tmp_path):
         "hungry": spec("hungry", "allocate", memory=128),
         "broken": spec("broken", "fail"),
         "sdk": spec("sdk", "sdk", env={"AWS_REGION": "us-east-1"}),
+        "loaded": spec("loaded", "loaded"),
     }
     rt = LocalLambdaRuntime(functions, TESTS, {"PATH": "/usr/bin:/bin"}, tmp_path / "logs")
     yield rt
@@ -58,6 +59,15 @@ def test_a_worker_has_the_sdk_ready_before_its_first_invocation(runtime):
     answer, error = call(runtime, "sdk", {})
     assert error is None
     assert answer["services"] == sorted(PRIMED_SERVICES) == ["dynamodb", "s3"]
+
+
+def test_a_worker_holds_what_the_handlers_import_before_it_imports_its_own(runtime):
+    """Forked from the zygote: pydantic (the event parser) and Pillow's readers are not paid again per worker."""
+    wanted = ["pydantic", "PIL.JpegImagePlugin", "PIL.TiffImagePlugin", "aws_lambda_powertools.utilities.parser.models"]
+    answer, error = call(runtime, "loaded", {"modules": [*wanted, "imaging", "awsio"]})
+    assert error is None
+    assert answer["loaded"] == sorted(wanted)  # the project's own modules never: a restart reads them from disk
+    assert set(wanted) - {"pydantic"} <= set(PRELOADED)
 
 
 def test_workers_are_forked_from_one_zygote_which_is_started_again_if_it_dies(runtime):

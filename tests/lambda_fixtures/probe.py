@@ -1,9 +1,11 @@
 """Handlers for testing the local Lambda runtime itself: they report what a worker sees."""
 
 import os
+import sys
 import time
 
 IMPORTED_AT = time.time()  # a warm worker imports this once
+LOADED_BEFORE = set(sys.modules)  # what the worker held before it imported its handler
 
 
 def echo(event, context):
@@ -49,3 +51,8 @@ def sdk(event, context):
     session = boto3.DEFAULT_SESSION if boto3 is not None else None
     cached = session._loader._cache if session is not None else {}  # botocore's loader: models read so far
     return {"services": sorted({key[1] for key in cached if key[0] == "load_service_model"})}
+
+
+def loaded(event, context):
+    """Which of the named modules the worker held before importing this handler (the zygote's preload)."""
+    return {"loaded": sorted(name for name in event["modules"] if name in LOADED_BEFORE)}

@@ -44,6 +44,18 @@ PRELOADED = (
     "aws_lambda_powertools.logging",
     "aws_lambda_powertools.metrics",
     "aws_lambda_powertools.utilities.typing",
+    # Validate's and Record's first event: the parser's EventBridge model, and with it pydantic,
+    # about 100 ms that every new worker of theirs paid on its first invocation.
+    "aws_lambda_powertools.utilities.parser",
+    "aws_lambda_powertools.utilities.parser.models",
+    # Pillow's readers that the first Image.open loads (preinit), and the intermediate's TIFF
+    "PIL.BmpImagePlugin",
+    "PIL.GifImagePlugin",
+    "PIL.JpegImagePlugin",
+    "PIL.PngImagePlugin",
+    "PIL.PpmImagePlugin",
+    "PIL.TiffImagePlugin",
+    "PIL.WebPImagePlugin",
 )
 
 
