@@ -5,13 +5,14 @@
 median of several runs in that process, decode + resize + encode, as a Lambda does it.
 
 Methods:
-* ours: ``imaging.make_thumbnail`` (JPEG DCT-scaled decode, reduce, Lanczos, orientation and
-  colour at the small size);
+* ours: ``imaging.make_thumbnail`` (JPEG DCT-scaled decode, WebP decoded at the target by
+  libwebp's scaler, reduce, Lanczos, orientation and colour at the small size);
 * naive: ``Image.open`` + ``thumbnail((s, s), LANCZOS)`` with Pillow's defaults + save (q85);
 * full: ``Image.open`` + ``load()`` + ``resize(LANCZOS)`` of every pixel + save (q85);
 * vips: libvips ``thumbnail_buffer`` (shrink-on-load) + save (Q85), through pyvips;
-* floor: the decode alone, at the DCT scale ours picks (``draft`` for JPEG, else the full
-  image). No thumbnail can be made faster in Pillow; ``/floor`` is ours against it.
+* floor: the decode alone, at the scale ours picks (``draft`` for JPEG, libwebp's scaled decode
+  for a still WebP, else the full image). No thumbnail can be made faster in Pillow; ``/floor``
+  is ours against it.
 * alt: the decode swapped for a format-specific library (issue 17's candidates), then Pillow
   as ours does it (Lanczos, orientation, JPEG q85 or WebP q82 with alpha). JPEG: libjpeg-turbo's
   own scaled decode through simplejpeg, with every M/8 scale (3/8, 5/8, ...) where Pillow's
@@ -72,8 +73,15 @@ def _run_method(method: str, data: bytes, size: int) -> bytes:
     if method == "alt":
         return _alt(data, size)
     if method == "floor":
+        from imaging.decode import still_webp
         from imaging.thumbnail import DRAFT_GAP, fit_within
 
+        still = still_webp(data)
+        if still is not None:  # libwebp's decode, scaled to the target as ours does it
+            from imaging.webp import decode_scaled
+
+            decode_scaled(data, still, fit_within(still.width, still.height, size))
+            return b""
         image = Image.open(io.BytesIO(data))
         if image.format in ("JPEG", "MPO"):
             target = fit_within(image.width, image.height, size)

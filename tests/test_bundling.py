@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -43,6 +46,23 @@ def test_resize_bundle_is_built_for_lambda_arm64_without_docker(tmp_path):
     # boto3 and botocore come with the Lambda runtime; pydantic is only for the event parser.
     for absent in ("boto3", "botocore", "pydantic", "pydantic_core"):
         assert not (tmp_path / absent).exists(), absent
+    assert_libwebp_is_linked(tmp_path)
+
+
+def assert_libwebp_is_linked(bundle: Path) -> None:
+    """imaging.webp reaches libwebp through Pillow's _webp: it must link it dynamically, with the symbols it calls."""
+    if not shutil.which("readelf"):
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI must check the bundle's libwebp, but readelf (binutils) is missing")
+        pytest.skip("readelf (binutils) is not installed: cannot read the arm64 bundle's ELF files")
+    (extension,) = (bundle / "PIL").glob("_webp.*.so")
+    needed = subprocess.run(["readelf", "-d", str(extension)], capture_output=True, text=True, check=True).stdout
+    (name,) = re.findall(r"\(NEEDED\)\s+Shared library: \[(libwebp-[^\]]+)\]", needed)
+    symbols = subprocess.run(
+        ["readelf", "--dyn-syms", "-W", str(bundle / "pillow.libs" / name)], capture_output=True, text=True, check=True
+    ).stdout
+    exported = {line.split()[-1] for line in symbols.splitlines() if " FUNC " in line and " UND " not in line}
+    assert {"WebPDecode", "WebPGetFeaturesInternal", "WebPInitDecoderConfigInternal"} <= exported
 
 
 def test_source_hash_differs_per_function_and_architecture():

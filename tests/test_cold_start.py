@@ -19,7 +19,7 @@ from pipeline.config import ConfigError, PipelineConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 HANDLERS = ("validate", "resize", "record", "plan")
-LAZY = ("aws_xray_sdk", "pillow_heif", "PIL.ImageCms", "pydantic")
+LAZY = ("aws_xray_sdk", "pillow_heif", "PIL.ImageCms", "pydantic", "ctypes", "imaging.webp")
 
 
 def fresh(code: str, **env: str) -> object:

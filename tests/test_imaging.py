@@ -27,8 +27,17 @@ SETTINGS = ImagingSettings()
 
 
 def mean_difference(a: Image.Image, b: Image.Image) -> float:
-    a, b = a.convert("RGB"), b.convert("RGB").resize(a.size)
+    """Mean per-channel difference of what a viewer sees: both images over black.
+
+    The colour under a transparent pixel is invisible, and a lossy WebP encoder is free to change it.
+    """
+    a, b = _over_black(a), _over_black(b).resize(a.size)
     return sum(ImageStat.Stat(ImageChops.difference(a, b)).mean) / 3
+
+
+def _over_black(image: Image.Image) -> Image.Image:
+    rgba = image.convert("RGBA")
+    return Image.alpha_composite(Image.new("RGBA", rgba.size, (0, 0, 0, 255)), rgba).convert("RGB")
 
 
 def thumb(data: bytes, size: int = 64, settings: ImagingSettings = SETTINGS):

@@ -15,10 +15,14 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from PIL import Image
 
 from .errors import CorruptImage, ImageRejected, TooManyPixels, UnsupportedFormat
+
+if TYPE_CHECKING:
+    from .webp import StillWebP
 
 # HEIC/HEIF is accepted only where the optional plugin is installed. Importing it takes about
 # 20 ms of every cold start, so it is loaded by the first upload that could be one (see _openers).
@@ -103,6 +107,19 @@ def open_image(data: bytes) -> Image.Image:
         if claimed is None or claimed not in ACCEPTED_FORMATS:
             raise UnsupportedFormat(_describe_unsupported(data)) from exc.__cause__
         raise CorruptImage(f"open: starts like {claimed} but its header cannot be read") from exc.__cause__
+
+
+def still_webp(data: bytes) -> StillWebP | None:
+    """The header of a still WebP, read by libwebp instead of Pillow's opener; None for anything else.
+
+    Pillow's WebP opener allocates two full-size canvases for its animation decoder, which a
+    still image never uses (see :mod:`imaging.webp`). ctypes is imported by the first WebP only.
+    """
+    if data[:4] != b"RIFF" or data[8:12] != b"WEBP":
+        return None
+    from .webp import read_still
+
+    return read_still(data)
 
 
 def _describe_unsupported(data: bytes) -> str:

@@ -12,7 +12,7 @@ from typing import Any
 
 from PIL import Image
 
-from .decode import open_image, pillow_errors
+from .decode import open_image, pillow_errors, still_webp
 from .errors import CorruptImage, EmptyObject, TooLarge, TooManyPixels
 from .settings import ImagingSettings
 
@@ -67,6 +67,13 @@ def read_orientation(image: Image.Image, *, header_only: bool = False) -> int:
     return value if isinstance(value, int) and 1 <= value <= 8 else 1
 
 
+def orientation_in(info: dict[str, bytes]) -> int:
+    """The orientation that ``info``'s EXIF or XMP gives, read by Pillow's own rules, as for an opened image."""
+    carrier = Image.new("1", (1, 1))
+    carrier.info.update(info)
+    return read_orientation(carrier, header_only=True)
+
+
 def has_alpha(image: Image.Image) -> bool:
     return image.mode in _ALPHA_MODES or "transparency" in image.info
 
@@ -74,6 +81,18 @@ def has_alpha(image: Image.Image) -> bool:
 def probe(data: bytes, settings: ImagingSettings) -> ImageFacts:
     """Refuse or describe ``data`` from its header alone."""
     check_byte_size(len(data), settings)
+    still = still_webp(data)
+    if still is not None:
+        check_pixels(still.width, still.height, settings)
+        return ImageFacts(
+            format="WEBP",
+            width=still.width,
+            height=still.height,
+            mode=still.mode,
+            frames=1,
+            orientation=orientation_in(still.info),
+            has_alpha=still.mode == "RGBA",
+        )
     with open_image(data) as image:
         check_pixels(image.width, image.height, settings)
         with pillow_errors("counting frames"):

@@ -23,8 +23,8 @@ from PIL import (
 if TYPE_CHECKING:
     from PIL import ImageCms
 
-from .decode import open_image, pillow_errors
-from .probe import ImageFacts, check_pixels, has_alpha, read_orientation
+from .decode import open_image, pillow_errors, still_webp
+from .probe import ImageFacts, check_pixels, has_alpha, orientation_in, read_orientation
 from .settings import ImagingSettings
 
 # JPEG: decode at the smallest DCT scale that still covers the target (libjpeg's scaled IDCT
@@ -151,8 +151,18 @@ def read_intermediate(data: bytes) -> Image.Image:
 def prepare(data: bytes, size: int, settings: ImagingSettings) -> Image.Image:
     """Decode ``data`` and bring it within ``size``: sRGB, 8-bit, upright, not yet encoded.
 
-    This is the one full decode of an upload; every thumbnail size can be cut from it.
+    This is the one full decode of an upload; every thumbnail size can be cut from it. A still
+    WebP is decoded by libwebp at the target size (see :mod:`imaging.webp`); the rest by Pillow.
     """
+    still = still_webp(data)
+    if still is not None:
+        check_pixels(still.width, still.height, settings)
+        target = fit_within(still.width, still.height, size)
+        from .webp import decode_scaled
+
+        with pillow_errors("decoding"):
+            decoded = decode_scaled(data, still, target)
+        return _finish(decoded, still.info.get("icc_profile"), orientation_in(still.info), target)
     with open_image(data) as image:
         check_pixels(image.width, image.height, settings)
         target = fit_within(image.width, image.height, size)
@@ -161,16 +171,19 @@ def prepare(data: bytes, size: int, settings: ImagingSettings) -> Image.Image:
                 mode = image.mode if image.mode in ("RGB", "L") else None  # libjpeg converts YCbCr itself
                 image.draft(mode, (int(target[0] * DRAFT_GAP), int(target[1] * DRAFT_GAP)))
             image.load()  # before any metadata read: a failed load must reject, not hide
-        orientation = read_orientation(image)
-        icc = image.info.get("icc_profile")
-        with pillow_errors("resizing"):
-            pixels, icc = _resizable(image, icc)
-            if pixels.size != target:
-                pixels = pixels.resize(target, Image.Resampling.LANCZOS, reducing_gap=REDUCING_GAP)
-        with pillow_errors("converting colour"):
-            pixels = _to_srgb(pixels, icc)  # on the small image: a fraction of the work
-            if orientation in _UPRIGHT:
-                pixels = pixels.transpose(_UPRIGHT[orientation])
+        return _finish(image, image.info.get("icc_profile"), read_orientation(image), target)
+
+
+def _finish(image: Image.Image, icc: bytes | None, orientation: int, target: tuple[int, int]) -> Image.Image:
+    """The decoded ``image`` at ``target``: resampled in its own colour space, then sRGB and upright."""
+    with pillow_errors("resizing"):
+        pixels, icc = _resizable(image, icc)
+        if pixels.size != target:
+            pixels = pixels.resize(target, Image.Resampling.LANCZOS, reducing_gap=REDUCING_GAP)
+    with pillow_errors("converting colour"):
+        pixels = _to_srgb(pixels, icc)  # on the small image: a fraction of the work
+        if orientation in _UPRIGHT:
+            pixels = pixels.transpose(_UPRIGHT[orientation])
     return pixels
 
 
