@@ -70,7 +70,18 @@ def test_a_map_that_failed_halfway_is_redriven_under_the_same_arn_rerunning_only
         events = sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
         (listed,) = sfn.list_executions(stateMachineArn=session.stack.state_machine_arn)["executions"]
         (record,) = session.save_records()
+        # The redrive resumed at the Map on a copy of the parsed program: a new run starts at the top.
+        session.upload("after.jpg", encode(photo(400, 300), "JPEG"))
+        assert session.wait(3, "a run after the redrive")
+        later = next(
+            e["executionArn"]
+            for e in sfn.list_executions(stateMachineArn=session.stack.state_machine_arn)["executions"]
+            if e["executionArn"] != arn
+        )
+        later_events = sfn.get_execution_history(executionArn=later, maxResults=1000)["events"]
 
+    first_entered = next(e for e in later_events if e["type"].endswith("StateEntered"))
+    assert first_entered["stateEnteredEventDetails"]["name"] == "Validate"
     assert done["status"] == "SUCCEEDED" and done["executionArn"] == arn
     assert done["redriveCount"] == 1 and done["redriveDate"] == redriven["redriveDate"]
     assert done["redriveStatus"] == "NOT_REDRIVABLE" and "SUCCEEDED" in done["redriveStatusReason"]

@@ -151,7 +151,7 @@ def test_a_failed_execution_emits_a_status_change_event_that_records_failed(stac
     assert item["status"]["S"] == "FAILED" and item["error"]["M"]["code"]["S"] == "TransientError"
 
 
-def test_definitions_are_parsed_once_and_give_fresh_components(stack):
+def test_definitions_are_parsed_once_into_one_shared_program(stack):
     import inspect
 
     from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser, ASLParserException
@@ -161,10 +161,87 @@ def test_definitions_are_parsed_once_and_give_fresh_components(stack):
     definition = json.dumps({"StartAt": "A", "States": {"A": {"Type": "Pass", "End": True}}})
     first, tree = AmazonStateLanguageParser.parse(definition)
     second, same_tree = AmazonStateLanguageParser.parse(definition)
-    assert same_tree is tree and second is not first  # evaluation state never shared
-    assert type(second) is type(first)
+    assert same_tree is tree and second is first
     with pytest.raises(ASLParserException):
         AmazonStateLanguageParser.parse('{"StartAt": "A", "States": {}}x')
+
+
+# Classes whose instances moto makes while it evaluates (per execution, Map run or branch),
+# never as part of a parsed program: they may hold state.
+_RUNTIME_CLASSES = {"Counter", "MapRunRecord", "IterationWorker", "JobPool", "BranchWorker", "BranchWorkerPool"}
+
+
+def test_parsed_components_hold_no_evaluation_state():
+    """Seam 7 shares one program between executions: no component method may write to the component.
+
+    The one exception is EvalComponent.heap_key, assigned on first use; seam 7 assigns it when
+    the program is built, so that two executions cannot race to set it.
+    """
+    import ast
+    from pathlib import Path
+
+    import moto.stepfunctions.parser.asl.component as components
+
+    writes = []
+    for path in sorted(Path(components.__file__).parent.rglob("*.py")):
+        for cls in (n for n in ast.walk(ast.parse(path.read_text())) if isinstance(n, ast.ClassDef)):
+            if cls.name in _RUNTIME_CLASSES:
+                continue
+            for method in (n for n in cls.body if isinstance(n, ast.FunctionDef)):
+                if method.name in ("__init__", "from_state_props"):
+                    continue
+                for node in ast.walk(method):
+                    targets = node.targets if isinstance(node, ast.Assign) else []
+                    targets += [node.target] if isinstance(node, (ast.AugAssign, ast.AnnAssign)) else []
+                    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+                        targets += [node.func.value] if node.func.attr in _MUTATORS else []
+                    for target in targets:
+                        if isinstance(target, ast.Attribute) and getattr(target.value, "id", None) == "self":
+                            writes.append(f"{cls.name}.{method.name}: self.{target.attr}")
+    assert writes == ["EvalComponent.heap_key: self.__heap_key"]
+
+
+_MUTATORS = {"append", "add", "update", "pop", "clear", "extend", "setdefault", "remove", "insert"}
+
+
+def test_every_component_of_a_parsed_program_has_its_heap_key(stack):
+    from moto.stepfunctions.parser.asl.component.common.retry.max_attempts_decl import MaxAttemptsDecl
+    from moto.stepfunctions.parser.asl.component.component import Component
+    from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+
+    definition = json.dumps({
+        "StartAt": "M",
+        "States": {"M": {
+            "Type": "Map", "End": True,
+            "ItemProcessor": {"StartAt": "T", "States": {"T": {
+                "Type": "Task", "Resource": "arn:aws:lambda:us-east-1:123456789012:function:f", "End": True,
+                "Retry": [{"ErrorEquals": ["States.ALL"], "MaxAttempts": 2}],
+            }}},
+        }},
+    })  # fmt: skip
+    program, _ = AmazonStateLanguageParser.parse(definition)
+    found: list[object] = []
+
+    def walk(value: object, seen: set[int]) -> None:
+        if id(value) in seen:
+            return
+        seen.add(id(value))
+        if isinstance(value, MaxAttemptsDecl):
+            found.append(value)
+        if isinstance(value, dict):
+            children = list(value.values())
+        elif isinstance(value, (list, tuple)):
+            children = list(value)
+        elif isinstance(value, Component):
+            children = list(vars(value).values())
+        else:
+            return
+        for child in children:
+            walk(child, seen)
+
+    walk(program, set())
+    assert found, "the Map's Retry was not reached"
+    assert all(vars(decl).get("_EvalComponent__heap_key") for decl in found)
 
 
 def test_interpreter_clients_are_reused_and_reach_the_local_endpoint(stack):
