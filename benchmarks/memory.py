@@ -16,7 +16,17 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-INPUTS = [("jpeg", 12), ("jpeg", 24), ("jpeg", 50), ("jpeg", 100), ("png", 50), ("png", 100), ("rgba-png", 100)]
+INPUTS = [
+    ("jpeg", 12), ("jpeg", 24), ("jpeg", 50), ("jpeg", 100), ("png", 50), ("png", 100), ("rgba-png", 100),
+    ("webp", 100), ("rgba-webp", 100),
+]  # fmt: skip
+_SAVE = {
+    "jpeg": ("JPEG", {"quality": 90}),
+    "png": ("PNG", {"compress_level": 1}),
+    "rgba-png": ("PNG", {"compress_level": 1}),
+    "webp": ("WEBP", {"quality": 80, "method": 0}),  # method 0: the fastest encoder, for the bench's own set-up
+    "rgba-webp": ("WEBP", {"quality": 80, "method": 0}),
+}
 
 _CHILD = r"""
 import sys, time, json
@@ -49,10 +59,14 @@ def make_input(fmt: str, megapixels: int, folder: Path) -> Path:
 
     width = int((megapixels * 1e6 * 4 / 3) ** 0.5)
     height = int(megapixels * 1e6 / width)
-    image = Image.radial_gradient("L").resize((width, height)).convert("RGBA" if fmt == "rgba-png" else "RGB")
+    gradient = Image.radial_gradient("L").resize((width, height))
+    image = gradient.convert("RGBA" if fmt.startswith("rgba") else "RGB")
+    if fmt == "rgba-webp":
+        image.putalpha(gradient)  # WebP drops an alpha plane that is opaque everywhere
     path = folder / f"{megapixels}mp.{fmt}.img"
     out = io.BytesIO()
-    image.save(out, "JPEG" if fmt == "jpeg" else "PNG", **({"quality": 90} if fmt == "jpeg" else {"compress_level": 1}))
+    kind, options = _SAVE[fmt]
+    image.save(out, kind, **options)
     path.write_bytes(out.getvalue())
     return path
 
