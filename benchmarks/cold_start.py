@@ -7,7 +7,15 @@ from ``/var/task``; the two columns differ only in ``TRACE_AWS_CALLS``. The hand
 boto3 clients on first use, so a cold start pays that inside the first invocation: the
 ``first clients`` column times those calls (``awsio.aws_client``/``aws_table``, no request
 made) right after the import, in the same fresh process. ``--bundles`` also
-builds each function's bundle for Lambda (pip, manylinux arm64) and gives its size.
+builds each function's bundle for Lambda (pip, manylinux arm64, 3.14 bytecode) and gives its
+size.
+
+The second table is the import as Lambda does it: from a bundle it cannot write ``__pycache__``
+into. Each function's packages are installed with ``pip --target`` for this machine's Python,
+then imported in fresh ``python -I -B`` processes (the standard library and boto3 keep their
+bytecode, as in Lambda's runtime): first with no bytecode in the bundle (every module compiled
+at import, as Lambda did until the bundles carried 3.14's), then with the unchecked-hash
+bytecode ``compileall`` writes (what ``pipeline/bytecode.py`` writes for 3.14).
 
 This machine's Python is not Lambda's 3.14 on arm64, so the figures are for comparing, not for
 predicting Lambda's Init Duration.
@@ -64,6 +72,51 @@ def bundle_mb(handler: str) -> float:
     return size / 2**20
 
 
+_BUNDLE_CHILD = (
+    "import sys; sys.path.insert(0, {0!r}); sys.path.append({1!r}); import time; t = time.perf_counter(); "
+    "import {2}.handler; print(time.perf_counter() - t)"
+)
+
+
+def bundle_import_ms(handler: str, bundle: Path) -> float:
+    """One import of ``handler`` from ``bundle`` in a fresh ``python -I -B`` (boto3 from this venv)."""
+    import sysconfig
+
+    child = _BUNDLE_CHILD.format(str(bundle), sysconfig.get_paths()["purelib"], handler)
+    env = {**os.environ, "TRACE_AWS_CALLS": "false", "AWS_REGION": "us-east-1", "AWS_DEFAULT_REGION": "us-east-1"}
+    command = [sys.executable, "-I", "-B", "-c", child]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
+    return float(done.stdout.strip()) * 1000
+
+
+def bytecode_rows(runs: int) -> None:
+    """The handlers imported from a bundle without bytecode, then with it."""
+    import compileall
+    import py_compile
+    import shutil
+
+    from pipeline.bundling import FUNCTIONS_DIR, SHARED_PACKAGES
+
+    print(f"\nImport from a bundle, median of {runs} fresh 'python -I -B' processes")
+    print(f"{'handler':<10}{'no bytecode':>13}{'bytecode':>10}{'ratio':>8}")
+    for handler in HANDLERS:
+        with tempfile.TemporaryDirectory() as folder:
+            bundle = Path(folder)
+            subprocess.run(
+                [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-deps",
+                 "--no-compile", "--target", str(bundle), "-r", str(FUNCTIONS_DIR / handler / "requirements.txt")],
+                check=True, capture_output=True,
+            )  # fmt: skip
+            for package in (*SHARED_PACKAGES, handler):
+                shutil.copytree(FUNCTIONS_DIR / package, bundle / package, ignore=shutil.ignore_patterns("__pycache__"))
+            without = statistics.median(bundle_import_ms(handler, bundle) for _ in range(runs))
+            compileall.compile_dir(
+                bundle, quiet=1, invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH, workers=1
+            )
+            with_ = statistics.median(bundle_import_ms(handler, bundle) for _ in range(runs))
+        print(f"{handler:<10}{without:>11.0f}ms{with_:>8.0f}ms{with_ / without:>7.2f}x")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=7)
@@ -84,6 +137,7 @@ def main() -> None:
         row = f"{handler:<10}{before:>13.0f}ms{after:>8.0f}ms{after / before:>7.2f}x{first:>13.0f}ms"
         print(row + (f"{bundle_mb(handler):>12.1f}" if args.bundles else ""))
     print("goal: at most 100 ms per handler (the import); the first clients are paid by the first invocation")
+    bytecode_rows(args.runs)
 
 
 if __name__ == "__main__":

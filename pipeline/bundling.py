@@ -2,7 +2,8 @@
 
 Each function's asset is its handler folder, the shared ``imaging`` and ``awsio`` packages,
 and the wheels its ``requirements.txt`` pins, fetched for the Lambda platform (manylinux,
-the runtime's Python) rather than for the machine running ``cdk synth``.
+the runtime's Python) rather than for the machine running ``cdk synth``, with the runtime's
+bytecode beside every module (``pipeline/bytecode.py``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from pathlib import Path
 import jsii
 from aws_cdk import BundlingOptions, DockerImage, ILocalBundling
 from aws_cdk import aws_lambda as lambda_
+
+from .bytecode import PYODIDE_VERSION, compile_bundle
 
 FUNCTIONS_DIR = Path(__file__).resolve().parent.parent / "functions"
 SHARED_PACKAGES = ("imaging", "awsio")
@@ -35,7 +38,7 @@ def pip_command(requirements: Path, target: Path, architecture: str) -> list[str
     return [
         sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
         # --no-compile: pip would compile with this machine's Python, and Lambda's 3.14 ignores
-        # another version's .pyc (5-7 MB per bundle of dead weight).
+        # another version's .pyc; compile_bundle writes 3.14's.
         "--no-deps", "--no-compile", "--only-binary=:all:", "--implementation", "cp", "--python-version", LAMBDA_PYTHON,
         *platforms, "--target", str(target), "-r", str(requirements),
     ]  # fmt: skip
@@ -53,6 +56,7 @@ def build_bundle(name: str, output_dir: Path, architecture: str) -> None:
     )
     if result.returncode != 0:
         raise RuntimeError(f"bundling {name}: pip could not fetch the Lambda wheels:\n{result.stderr[-4000:]}")
+    compile_bundle(output_dir)
 
 
 @jsii.implements(ILocalBundling)
@@ -68,7 +72,7 @@ class _PipBundling:
 
 def source_hash(name: str, architecture: str) -> str:
     """Changes when anything that goes into the bundle changes, so CDK re-bundles and redeploys."""
-    digest = hashlib.sha256(f"{name}:{architecture}:{LAMBDA_PYTHON}".encode())
+    digest = hashlib.sha256(f"{name}:{architecture}:{LAMBDA_PYTHON}:pyodide {PYODIDE_VERSION}".encode())
     for package in (*SHARED_PACKAGES, name):
         for path in sorted((FUNCTIONS_DIR / package).rglob("*")):
             if path.is_file() and "__pycache__" not in path.parts:

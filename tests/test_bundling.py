@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.bundling import FUNCTIONS_DIR, build_bundle, source_hash
+from pipeline.bytecode import MAGIC_314, BytecodeError, compile_bundle, run_python
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -41,12 +42,38 @@ def test_resize_bundle_is_built_for_lambda_arm64_without_docker(tmp_path):
     assert not (tmp_path / "validate").exists() and not (tmp_path / "record").exists()
     extensions = [p.name for p in (tmp_path / "PIL").glob("_imaging.*.so")]
     assert extensions and all("aarch64" in name and "cpython-314" in name for name in extensions)
-    # No bytecode of this machine's Python, which Lambda's would ignore.
-    assert not [p for p in tmp_path.rglob("*.pyc")]
+    assert_every_module_has_its_314_bytecode(tmp_path)
     # boto3 and botocore come with the Lambda runtime; pydantic is only for the event parser.
     for absent in ("boto3", "botocore", "pydantic", "pydantic_core"):
         assert not (tmp_path / absent).exists(), absent
     assert_libwebp_is_linked(tmp_path)
+
+
+def assert_every_module_has_its_314_bytecode(bundle: Path) -> None:
+    """Lambda cannot write __pycache__ into /var/task: the bundle brings 3.14's, and nothing else."""
+    sources = sorted(bundle.rglob("*.py"))
+    assert len(sources) > 100
+    for source in sources:
+        compiled = source.parent / "__pycache__" / f"{source.stem}.cpython-314.pyc"
+        header = compiled.read_bytes()[:8]
+        # PEP 552: the magic number, then flags 0b01 (hash-based, not checked against the source).
+        assert header[:4] == MAGIC_314 and int.from_bytes(header[4:8], "little") == 0b01, compiled
+    assert {p.name.split(".")[-2] for p in bundle.rglob("*.pyc")} == {"cpython-314"}
+
+
+def test_lambda_s_python_runs_the_bundled_bytecode_not_the_source(tmp_path):
+    """CPython 3.14 (Pyodide's) imports what compile_bundle wrote, even when the source says otherwise."""
+    (tmp_path / "probe.py").write_text("ANSWER = 'from the bytecode'\n")
+    compile_bundle(tmp_path)
+    (tmp_path / "probe.py").write_text("ANSWER = 'from the source!'\n")  # and a newer timestamp
+    code = "import sys; sys.dont_write_bytecode = True; sys.path.insert(0, '/bundle'); import probe; probe.ANSWER"
+    assert run_python(tmp_path, code) == "from the bytecode"
+
+
+def test_a_module_that_does_not_compile_fails_the_bundle(tmp_path):
+    (tmp_path / "broken.py").write_text("def f(:\n")
+    with pytest.raises(BytecodeError, match="does not compile"):
+        compile_bundle(tmp_path)
 
 
 def assert_libwebp_is_linked(bundle: Path) -> None:

@@ -8,7 +8,6 @@ from pipeline.config import PipelineConfig
 from thumbs.cli import main
 from thumbs.cost import stages
 from thumbs.latency import (
-    BYTECODE,
     FIRST_CLIENTS,
     HANDLER_IMPORT,
     RUNTIME_INIT,
@@ -39,7 +38,7 @@ def test_the_stage_hops_are_thumbs_costs_stage_times(definition):
 
 def test_a_cold_path_adds_one_init_per_function_and_p99_is_above_p50(definition):
     total = totals(hops(PipelineConfig(), definition, 12))
-    init_p50 = RUNTIME_INIT[0] + HANDLER_IMPORT[0] + BYTECODE[0] + FIRST_CLIENTS[0]
+    init_p50 = RUNTIME_INIT[0] + HANDLER_IMPORT[0] + FIRST_CLIENTS[0]
     assert total["cold p50"] - total["warm p50"] == pytest.approx(3 * init_p50)
     assert total["warm p99"] > total["warm p50"] and total["cold p99"] > total["cold p50"]
 
@@ -53,6 +52,6 @@ def test_thumbs_latency_prints_the_hops_and_the_totals(capsys, tmp_path):
     assert main(["--state", str(tmp_path), "latency"]) == 0
     printed = capsys.readouterr().out
     assert "S3 -> EventBridge -> StartExecution" in printed and "cold: handler import x 3" in printed
-    assert "warm: p50 1.5 s" in printed and "cold: p50 4.1 s" in printed
+    assert "warm: p50 1.5 s" in printed and "cold: p50 3.7 s" in printed
     assert main(["--state", str(tmp_path), "latency", "--avg-mp", "0"]) == 2
     assert "--avg-mp must be positive" in capsys.readouterr().err

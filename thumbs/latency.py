@@ -39,8 +39,11 @@ S3_TO_EXECUTION = (
 TRANSITION = (25.0, 100.0, "assumed: Step Functions publishes no per-transition latency")
 INVOKE = (10.0, 50.0, "assumed: a warm synchronous Lambda invoke from Step Functions")
 RUNTIME_INIT = (100.0, 250.0, "assumed: Lambda starts the Python runtime before our import")
-HANDLER_IMPORT = (150.0, 300.0, "measured: 142-164 ms per handler (benchmarks/cold_start.py); p99 doubled")
-BYTECODE = (110.0, 220.0, "measured: no 3.14 .pyc in the bundles, so the import compiles (record: 234 vs 125 ms)")
+HANDLER_IMPORT = (
+    110.0,
+    220.0,
+    "measured: 83-126 ms per handler, the bundles bringing their 3.14 bytecode (benchmarks/cold_start.py); p99 doubled",
+)
 FIRST_CLIENTS = (
     500.0,
     1000.0,
@@ -102,7 +105,6 @@ def hops(config: PipelineConfig, definition: dict[str, Any], avg_mp: float) -> l
     for label, (p50, p99, source) in (
         ("runtime start", RUNTIME_INIT),
         ("handler import", HANDLER_IMPORT),
-        ("bytecode compile", BYTECODE),
         ("first SDK clients", FIRST_CLIENTS),
     ):
         found.append(Hop(f"cold: {label} x {functions}", functions * p50, functions * p99, source, cold_only=True))
