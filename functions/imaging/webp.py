@@ -37,8 +37,9 @@ _MODE_RGB = 0
 _MODE_RGBA = 1
 _COLORSPACES = {"RGB": _MODE_RGB, "RGBA": _MODE_RGBA}
 
+_OUT_OF_MEMORY = 1
 _STATUS = {
-    1: "out of memory",
+    _OUT_OF_MEMORY: "out of memory",
     2: "invalid parameter",
     3: "bitstream error",
     4: "unsupported feature",
@@ -205,6 +206,8 @@ def decode_scaled(data: bytes, still: StillWebP, target: tuple[int, int]) -> Ima
     config.output.u.RGBA.stride = width * channels
     config.output.u.RGBA.size = len(pixels)
     status = lib.WebPDecode(data, len(data), ctypes.byref(config))
+    if status == _OUT_OF_MEMORY:  # the Lambda's limit, not the image's verdict (as in imaging.decode)
+        raise MemoryError("libwebp: out of memory while decoding")
     if status != 0:
         raise CorruptImage(f"decoding: libwebp: {_STATUS.get(status, f'status {status}')}")
     return Image.frombuffer(mode, target, pixels, "raw", mode, 0, 1)
