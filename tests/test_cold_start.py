@@ -44,6 +44,34 @@ def test_a_cold_handler_loads_no_tracing_sdk_and_no_optional_decoder(handler):
     assert loaded == []
 
 
+@pytest.mark.parametrize("handler", ["record", "plan"])
+def test_a_function_that_decodes_nothing_does_not_import_pillow(handler):
+    """Record and Plan use only the imaging settings and rejections: Pillow is a third of an import."""
+    code = (
+        f"import json, sys, {handler}.handler; print(json.dumps(sorted(m for m in sys.modules if m.startswith('PIL'))))"
+    )
+    assert fresh(code, TRACE_AWS_CALLS="false") == []
+
+
+def test_every_name_of_the_imaging_core_resolves_to_what_defines_it():
+    """The decoding names load on first use; each one must still be the function or class, not a module."""
+    code = (
+        "import json, types, imaging; "
+        "print(json.dumps({n: [isinstance(getattr(imaging, n), types.ModuleType), "
+        "getattr(getattr(imaging, n), '__module__', '')] for n in imaging.__all__}))"
+    )
+    names = fresh(code)
+    assert {name for name, (is_module, _) in names.items() if is_module} == set()
+    assert names["probe"][1] == "imaging.facts" and names["prepare"][1] == "imaging.thumbnail"
+    assert {module for _, (_, module) in names.items()} <= {
+        "imaging.errors",
+        "imaging.settings",
+        "imaging.facts",
+        "imaging.thumbnail",
+        "",
+    }
+
+
 def test_trace_aws_calls_loads_the_sdk_with_the_handler():
     code = "import json, sys, resize.handler; print(json.dumps('aws_xray_sdk.core' in sys.modules))"
     assert fresh(code, TRACE_AWS_CALLS="false") is False

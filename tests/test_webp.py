@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from imaging import CorruptImage, ImagingSettings, make_thumbnail, prepare, probe
 from imaging.decode import still_webp
-from imaging.probe import has_alpha, read_orientation
+from imaging.facts import has_alpha, read_orientation
 from imaging.thumbnail import fit_within
 from imaging.webp import decode_scaled, libwebp, read_still
 from PIL import Image, ImageCms

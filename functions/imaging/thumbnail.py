@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from PIL import ImageCms
 
 from .decode import open_image, pillow_errors, still_webp
-from .probe import ImageFacts, check_pixels, has_alpha, orientation_in, read_orientation
+from .facts import ImageFacts, check_pixels, has_alpha, orientation_in, read_orientation
 from .settings import ImagingSettings
 
 # JPEG: decode at the smallest DCT scale that still covers the target (libjpeg's scaled IDCT
