@@ -15,7 +15,11 @@ into. Each function's packages are installed with ``pip --target`` for this mach
 then imported in fresh ``python -I -B`` processes (the standard library and boto3 keep their
 bytecode, as in Lambda's runtime): first with no bytecode in the bundle (every module compiled
 at import, as Lambda did until the bundles carried 3.14's), then with the unchecked-hash
-bytecode ``compileall`` writes (what ``pipeline/bytecode.py`` writes for 3.14).
+bytecode ``compileall`` writes (what ``pipeline/bytecode.py`` writes for 3.14), and last with that
+bytecode after ``awslambdaric.bootstrap`` is imported. awslambdaric is the runtime interface
+client of Lambda's Python runtimes: on Lambda it has loaded (``logging``, ``json``,
+``traceback``, ``decimal``, ...) before it imports the handler, so a module that both import
+costs the handler nothing there. That last column is the one the 100 ms goal is read from.
 
 This machine's Python is not Lambda's 3.14 on arm64, so the figures are for comparing, not for
 predicting Lambda's Init Duration.
@@ -73,16 +77,18 @@ def bundle_mb(handler: str) -> float:
 
 
 _BUNDLE_CHILD = (
-    "import sys; sys.path.insert(0, {0!r}); sys.path.append({1!r}); import time; t = time.perf_counter(); "
+    "import sys; sys.path.insert(0, {0!r}); sys.path.append({1!r}); {3}; import time; t = time.perf_counter(); "
     "import {2}.handler; print(time.perf_counter() - t)"
 )
+_RUNTIME = "import awslambdaric.bootstrap"  # what Lambda's runtime has imported before the handler
 
 
-def bundle_import_ms(handler: str, bundle: Path) -> float:
-    """One import of ``handler`` from ``bundle`` in a fresh ``python -I -B`` (boto3 from this venv)."""
+def bundle_import_ms(handler: str, bundle: Path, before: str = "pass") -> float:
+    """One import of ``handler`` from ``bundle`` in a fresh ``python -I -B`` (boto3 from this venv),
+    after the statement ``before``."""
     import sysconfig
 
-    child = _BUNDLE_CHILD.format(str(bundle), sysconfig.get_paths()["purelib"], handler)
+    child = _BUNDLE_CHILD.format(str(bundle), sysconfig.get_paths()["purelib"], handler, before)
     env = {**os.environ, "TRACE_AWS_CALLS": "false", "AWS_REGION": "us-east-1", "AWS_DEFAULT_REGION": "us-east-1"}
     command = [sys.executable, "-I", "-B", "-c", child]
     done = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
@@ -90,7 +96,7 @@ def bundle_import_ms(handler: str, bundle: Path) -> float:
 
 
 def bytecode_rows(runs: int) -> None:
-    """The handlers imported from a bundle without bytecode, then with it."""
+    """The handlers imported from a bundle without bytecode, with it, and with it after the runtime."""
     import compileall
     import py_compile
     import shutil
@@ -98,7 +104,7 @@ def bytecode_rows(runs: int) -> None:
     from pipeline.bundling import FUNCTIONS_DIR, SHARED_PACKAGES
 
     print(f"\nImport from a bundle, median of {runs} fresh 'python -I -B' processes")
-    print(f"{'handler':<10}{'no bytecode':>13}{'bytecode':>10}{'ratio':>8}")
+    print(f"{'handler':<10}{'no bytecode':>13}{'bytecode':>10}{'ratio':>8}{'after runtime':>15}")
     for handler in HANDLERS:
         with tempfile.TemporaryDirectory() as folder:
             bundle = Path(folder)
@@ -113,8 +119,13 @@ def bytecode_rows(runs: int) -> None:
             compileall.compile_dir(
                 bundle, quiet=1, invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH, workers=1
             )
-            with_ = statistics.median(bundle_import_ms(handler, bundle) for _ in range(runs))
-        print(f"{handler:<10}{without:>11.0f}ms{with_:>8.0f}ms{with_ / without:>7.2f}x")
+            # Interleaved, so a noisy moment hits both columns alike.
+            pairs = [
+                (bundle_import_ms(handler, bundle), bundle_import_ms(handler, bundle, _RUNTIME)) for _ in range(runs)
+            ]
+            with_, runtime = (statistics.median(p[i] for p in pairs) for i in (0, 1))
+        print(f"{handler:<10}{without:>11.0f}ms{with_:>8.0f}ms{with_ / without:>7.2f}x{runtime:>13.0f}ms")
+    print("goal: at most 100 ms per handler, read from 'after runtime' (the import Lambda's Init Duration holds)")
 
 
 def main() -> None:
@@ -136,7 +147,7 @@ def main() -> None:
         before, after, first = (statistics.median(r[i] for r in runs) for i in range(3))
         row = f"{handler:<10}{before:>13.0f}ms{after:>8.0f}ms{after / before:>7.2f}x{first:>13.0f}ms"
         print(row + (f"{bundle_mb(handler):>12.1f}" if args.bundles else ""))
-    print("goal: at most 100 ms per handler (the import); the first clients are paid by the first invocation")
+    print("the first clients are paid by the first invocation; the 100 ms goal is read from the table below")
     bytecode_rows(args.runs)
 
 

@@ -52,6 +52,6 @@ def test_thumbs_latency_prints_the_hops_and_the_totals(capsys, tmp_path):
     assert main(["--state", str(tmp_path), "latency"]) == 0
     printed = capsys.readouterr().out
     assert "S3 -> EventBridge -> StartExecution" in printed and "cold: handler import x 3" in printed
-    assert "warm: p50 1.5 s" in printed and "cold: p50 3.7 s" in printed
+    assert "warm: p50 1.5 s" in printed and "cold: p50 3.5 s" in printed
     assert main(["--state", str(tmp_path), "latency", "--avg-mp", "0"]) == 2
     assert "--avg-mp must be positive" in capsys.readouterr().err
