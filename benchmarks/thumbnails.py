@@ -25,6 +25,10 @@ has less than one vCPU, so the single-core time is what an invocation pays for.
 
 Quality is SSIM of each output's luminance against a reference: the full image decoded,
 oriented and resized with Lanczos in one step (no shortcuts), both at the output's size.
+
+Under the table, every row that this run measured above libvips (time or peak RSS) is listed with
+by how much and why: from the floor column, whether the gap is in the decode or after it, and for
+each format what Pillow cannot do there.
 """
 
 from __future__ import annotations
@@ -48,6 +52,47 @@ ROOT = Path(__file__).resolve().parent.parent
 
 SIZES = (128, 256, 1024)
 METHODS = ("ours", "naive", "full", "vips", "floor", "alt")
+# Why ours can be behind libvips on a row, printed under the table for any row this run measures
+# above it (time or peak RSS). The floor column says which part: if Pillow's decode alone takes
+# longer than libvips' whole thumbnail the gap is in the decode, else in what follows it.
+DECODE_BEHIND = {
+    "JPEG": "both decode with libjpeg-turbo at the same DCT scale, so this is not Pillow's: compare another run",
+    "PNG": (
+        "PNG has no scaled decode: Pillow inflates every row with the system's zlib (about half its "
+        "decode) and unfilters without SIMD, where libvips reads with libspng. pyspng (the alt column) "
+        "needs numpy in the bundle: 73 MB and 128-195 ms of import"
+    ),
+    "WebP": "both decode with libwebp's scaler at the target size, so this is not Pillow's: compare another run",
+    "TIFF": "both read every pixel, so this is not Pillow's: compare another run",
+}
+RESAMPLE_BEHIND = "Pillow's Lanczos has no SIMD code (Pillow-SIMD, a fork, has), libvips' reduce has"
+JPEG_SCALES = (
+    ". Pillow's draft has libjpeg's 1/2, 1/4 and 1/8 scales only; libjpeg-turbo's M/8 scales, which "
+    "would start the pass nearer the target, come with simplejpeg (the alt column), which needs numpy "
+    "in the bundle: 73 MB and 128-195 ms of import"
+)
+
+
+def why_behind_vips(name: str, size: int, row: dict[str, dict]) -> str | None:
+    """A line saying by how much and why ours is behind libvips on this row, or None if it is not."""
+    ours, vips, floor = row["ours"], row["vips"], row["floor"]
+    behind = []
+    if ours["ms"] > vips["ms"]:
+        behind.append(f"{ours['ms'] / vips['ms']:.2f}x its time")
+    if ours["peak_mb"] > vips["peak_mb"]:
+        behind.append(f"{ours['peak_mb']:.0f} MB against its {vips['peak_mb']:.0f} MB")
+    if not behind:
+        return None
+    kind = next(k for k in DECODE_BEHIND if k in name)
+    if floor["ms"] >= vips["ms"]:
+        why = f"the decode alone takes {floor['ms'] / vips['ms']:.2f}x libvips' whole thumbnail: {DECODE_BEHIND[kind]}"
+    else:
+        after = ours["ms"] - floor["ms"]
+        why = (
+            f"the {after:.0f} ms after the decode, a Lanczos pass from {floor.get('decoded', '?')}, the "
+            f"orientation and the encode: {RESAMPLE_BEHIND}{JPEG_SCALES if kind == 'JPEG' else ''}"
+        )
+    return f"{name} at {size} px: {' and '.join(behind)}; {why}."
 
 
 def high_water_kb() -> int:
@@ -80,15 +125,15 @@ def _run_method(method: str, data: bytes, size: int) -> bytes:
         if still is not None:  # libwebp's decode, scaled to the target as ours does it
             from imaging.webp import decode_scaled
 
-            decode_scaled(data, still, fit_within(still.width, still.height, size))
-            return b""
+            pixels = decode_scaled(data, still, fit_within(still.width, still.height, size))
+            return f"{pixels.width}x{pixels.height}".encode()
         image = Image.open(io.BytesIO(data))
         if image.format in ("JPEG", "MPO"):
             target = fit_within(image.width, image.height, size)
             mode = image.mode if image.mode in ("RGB", "L") else None
             image.draft(mode, (int(target[0] * DRAFT_GAP), int(target[1] * DRAFT_GAP)))
         image.load()
-        return b""
+        return f"{image.width}x{image.height}".encode()  # the size that the resample starts from
 
     image = Image.open(io.BytesIO(data))
     out = io.BytesIO()
@@ -238,6 +283,7 @@ def main() -> None:
     from PIL import Image
 
     names = args.inputs or list(inputs.INPUTS)
+    behind: list[str] = []
     header = (
         f"{'input':<24}{'size':>5} {'ours':>8}{'naive':>8}{'full':>8}{'vips':>8}{'floor':>8}{'alt':>8}"
         f" {'/naive':>7}{'/vips':>7}{'/floor':>7}{'a/vips':>7}"
@@ -261,7 +307,9 @@ def main() -> None:
                         row[method] = {"ms": float("nan"), "peak_mb": float("nan"), "image": None}
                         continue
                     row[method] = json.loads(done.stdout.strip().splitlines()[-1])
-                    if method != "floor":
+                    if method == "floor":
+                        row[method]["decoded"] = output.read_text()
+                    else:
                         row[method]["image"] = Image.open(output)
                         row[method]["image"].load()
                 ref = on_background(reference(path, size))
@@ -277,10 +325,16 @@ def main() -> None:
                 f" {quality['ours']:>6.3f}{quality['vips']:>6.3f}{quality['alt']:>6.3f}",
                 flush=True,
             )
+            if (line := why_behind_vips(name, size, row)) is not None:
+                behind.append(line)
     print(
         "nan: the method failed on or does not take that input (naive Pillow cannot thumbnail() a 16-bit "
         "image; alt takes 8-bit JPEG and PNG only)."
     )
+    print("\nBehind libvips in this run (goal: at or below its time and peak RSS on every row):")
+    print("\n".join(f"- {line}" for line in behind) or "- none")
+    if behind:
+        print("A row near 1.00x can change side from one run to the next on a busy machine: compare two runs.")
 
 
 if __name__ == "__main__":
