@@ -14,16 +14,12 @@ from functools import lru_cache
 from types import ModuleType
 from typing import TYPE_CHECKING
 
-from PIL import (
-    Image,
-    PngImagePlugin,
-    TiffImagePlugin,  # noqa: F401 - the intermediate's format; unregistered, opening it loads every plugin
-)
+from PIL import Image, PngImagePlugin
 
 if TYPE_CHECKING:
     from PIL import ImageCms
 
-from .decode import open_image, pillow_errors, still_webp
+from .decode import open_image, pillow_errors, register_plugins, still_webp
 from .facts import ImageFacts, check_pixels, has_alpha, orientation_in, read_orientation
 from .settings import ImagingSettings
 
@@ -136,12 +132,14 @@ def intermediate_bytes(image: Image.Image) -> bytes:
     :func:`prepare` gives) exactly, and any image tool can open it.
     """
     out = io.BytesIO()
+    register_plugins()
     _without_metadata(image).save(out, "TIFF", compression="raw")
     return out.getvalue()
 
 
 def read_intermediate(data: bytes) -> Image.Image:
     """The intermediate Validate wrote: TIFF, or the PNG of an execution started before TIFF."""
+    register_plugins()
     with pillow_errors("reading the intermediate"):
         image = Image.open(io.BytesIO(data), formats=["TIFF", "PNG"])
         image.load()
@@ -299,6 +297,7 @@ def _encode(pixels: Image.Image, fmt: str, settings: ImagingSettings) -> Thumbna
         pixels = pixels.convert("RGBA" if has_a else "RGB")
     clean = _without_metadata(pixels)
     out = io.BytesIO()
+    register_plugins()
     if fmt == "jpeg":
         clean.save(out, "JPEG", quality=settings.jpeg_quality, optimize=True)
     elif fmt == "png":
