@@ -17,6 +17,7 @@ from imaging import (
     choose_format,
     fit_within,
     make_thumbnail,
+    prepare,
     probe,
 )
 from PIL import Image, ImageChops, ImageCms, ImageStat
@@ -302,3 +303,45 @@ def test_an_intermediate_written_as_png_before_tiff_is_still_read():
     image.save(buffer, "PNG", compress_level=0)  # what Validate wrote before
     back = read_intermediate(buffer.getvalue())
     assert (back.format, back.mode, back.tobytes()) == ("PNG", "RGBA", image.tobytes())
+
+
+def _noisy(mode: str, width: int, height: int) -> Image.Image:
+    """Pixels that differ everywhere, so that any band seam or misplaced block changes the result."""
+    card = photo(width, height)
+    noise = Image.effect_noise((width, height), 90).convert("RGB")
+    mixed = Image.blend(card, noise, 0.5)
+    if mode == "RGBA":
+        mixed = mixed.convert("RGBA")
+        mixed.putalpha(Image.linear_gradient("L").resize((width, height)))
+    elif mode == "LA":
+        mixed = mixed.convert("LA")
+        mixed.putalpha(Image.radial_gradient("L").resize((width, height)))
+    elif mode == "P":
+        mixed = mixed.quantize(64)
+        mixed.info["transparency"] = 3
+    elif mode == "I;16":
+        mixed = mixed.convert("L").point(lambda v: v * 257, "I").convert("I;16")
+    return mixed
+
+
+def _pillow_resize(image: Image.Image, size: int) -> Image.Image:
+    """What Pillow's own resize gives after the whole image is converted to a resamplable mode."""
+    if image.mode == "I;16":
+        image = image.point(lambda v: v / 257).convert("L")
+    elif image.mode == "P":
+        image = image.convert("RGBA")
+    target = fit_within(image.width, image.height, size)
+    return image.resize(target, Image.Resampling.LANCZOS, reducing_gap=2.0)
+
+
+@pytest.mark.parametrize("mode", ["RGBA", "LA", "P", "I;16"])
+@pytest.mark.parametrize(("width", "height", "size"), [(1001, 757, 128), (1001, 757, 600), (301, 3001, 256)])
+def test_converted_images_are_shrunk_band_by_band_to_the_pixels_pillow_gives_whole(mode, width, height, size):
+    # The conversion (premultiplied alpha, palette to RGBA, 16 to 8 bits) is done a band of rows
+    # at a time so that no second full-size copy exists; these sizes span several bands, with a
+    # partial reduction block at the bottom and one case (600 px) with nothing to box-reduce.
+    image = _noisy(mode, width, height)
+    ours = prepare(encode(image, "PNG"), size, SETTINGS)
+    expected = _pillow_resize(image, size)
+    assert ours.mode == expected.mode and ours.size == expected.size
+    assert ImageChops.difference(ours, expected).getbbox() is None
