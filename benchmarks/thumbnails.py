@@ -1,9 +1,9 @@
 """Thumbnail speed, memory and quality: ours against naive Pillow, a full decode, and libvips.
 
-``make bench`` runs this. Every (input, size, method) runs in a fresh process, so peak RSS
-(VmHWM above the process after imports and reading the file, after the first run: one
-invocation's) is the work's own; time is the median of several runs in that process, decode +
-resize + encode, as a Lambda does it.
+``make bench`` runs this. Every (input, size, method) runs in a fresh process. Peak RSS is the
+work's own: VmHWM after the first run (one invocation's) above the RSS after the imports (a
+handler's for ours, pyvips for libvips) and reading the file. Time is the median of several
+runs in that process, decode + resize + encode, as a Lambda does it.
 
 Methods:
 * ours: ``imaging.make_thumbnail`` (JPEG DCT-scaled decode, WebP decoded at the target by
@@ -68,15 +68,18 @@ DECODE_BEHIND = {
     "TIFF": "both read every pixel, so this is not Pillow's: compare another run",
 }
 WHOLE_FRAME = (
-    "Pillow holds the decoded frame whole (at the DCT scale for JPEG, else at full size) and its "
-    "resized copy, where libvips streams the image through its pipeline a strip at a time"
+    "Pillow's decoders write the whole frame before anything can shrink it, where libvips streams the "
+    "image through its pipeline a strip at a time (the conversions after the decode, alpha premultiplied "
+    "and 16 bits to 8, are done a band at a time, so the frame is the one full-size copy)"
 )
 MEMORY_BEHIND = {
     "WEBP": (
-        "both decode with libwebp's scaler; where ours' extra goes (libwebp's own buffers, the output "
-        "buffer, the encode) is not broken down here"
+        "both decode with libwebp's scaler at the target size; where the difference goes (libwebp's own "
+        "buffers, the output buffer, the encode) is not broken down here"
     ),
 }
+# Bytes a pixel in Pillow's memory, by mode: it keeps RGB in 4 (RGBX), where libvips keeps 3.
+PIXEL_BYTES = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16B": 2, "I;16L": 2}
 RESAMPLE_BEHIND = "Pillow's Lanczos has no SIMD code (Pillow-SIMD, a fork, has), libvips' reduce has"
 JPEG_SCALES = (
     ". Pillow's draft has libjpeg's 1/2, 1/4 and 1/8 scales only; libjpeg-turbo's M/8 scales, which "
@@ -101,17 +104,42 @@ def why_behind_vips(name: str, kind: str, size: int, row: dict[str, dict]) -> st
         why.append(f"the decode alone takes {floor['ms'] / vips['ms']:.2f}x libvips' whole thumbnail: {reason}")
     elif ours["ms"] > vips["ms"]:
         why.append(
-            f"the {ours['ms'] - floor['ms']:.0f} ms after the decode, a Lanczos pass from {floor.get('decoded', '?')}, "
+            f"the {ours['ms'] - floor['ms']:.0f} ms after the decode, a Lanczos pass from "
+            f"{floor.get('decoded', '?').partition(' ')[0]}, "
             f"the orientation and the encode: {RESAMPLE_BEHIND}{JPEG_SCALES if kind == 'JPEG' else ''}"
         )
     if ours["peak_mb"] > vips["peak_mb"]:
-        why.append(f"in memory, {MEMORY_BEHIND.get(kind, WHOLE_FRAME)}")
+        size_px, _, mode = floor.get("decoded", "0x0 ?").partition(" ")
+        width, height = (int(side) for side in size_px.split("x"))
+        frame_mb = width * height * PIXEL_BYTES.get(mode, 4) / 2**20
+        why.append(
+            f"in memory, the decoded frame is {frame_mb:.0f} MB ({size_px}, {mode}): "
+            f"{MEMORY_BEHIND.get(kind, WHOLE_FRAME)}"
+        )
     return f"{name} at {size} px: {' and '.join(behind)}; {'; '.join(why)}."
 
 
 def high_water_kb() -> int:
+    return _status_kb("VmHWM:")
+
+
+def memory_base_kb() -> int:
+    """Where this process's peak RSS is measured from: its RSS now, with the high-water mark reset to it.
+
+    The imports can leave a high-water mark above the RSS they settle at; measured from that
+    mark, a run's own memory would be hidden under it. Linux resets the mark on writing 5 to
+    ``clear_refs``; where that is refused, the mark is the base, as before.
+    """
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return high_water_kb()
+    return _status_kb("VmRSS:")
+
+
+def _status_kb(field: str) -> int:
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(field):
             return int(line.split()[1])
     return 0
 
@@ -140,14 +168,14 @@ def _run_method(method: str, data: bytes, size: int) -> bytes:
             from imaging.webp import decode_scaled
 
             pixels = decode_scaled(data, still, fit_within(still.width, still.height, size))
-            return f"{pixels.width}x{pixels.height}".encode()
+            return f"{pixels.width}x{pixels.height} {pixels.mode}".encode()
         image = Image.open(io.BytesIO(data))
         if image.format in ("JPEG", "MPO"):
             target = fit_within(image.width, image.height, size)
             mode = image.mode if image.mode in ("RGB", "L") else None
             image.draft(mode, (int(target[0] * DRAFT_GAP), int(target[1] * DRAFT_GAP)))
         image.load()
-        return f"{image.width}x{image.height}".encode()  # the size that the resample starts from
+        return f"{image.width}x{image.height} {image.mode}".encode()  # what the resample starts from
 
     image = Image.open(io.BytesIO(data))
     out = io.BytesIO()
@@ -219,7 +247,9 @@ def child(method: str, path: str, size: int, repeats: int, output: str) -> None:
         import simplejpeg  # noqa: F401
     else:
         from PIL import Image  # noqa: F401
-    base = high_water_kb()
+    if method in ("ours", "floor"):
+        import imaging.thumbnail  # noqa: F401 - what a handler imports at its init, as pyvips above
+    base = memory_base_kb()
     times = []
     result = b""
     first_peak = 0
