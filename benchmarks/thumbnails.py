@@ -1,9 +1,11 @@
 """Thumbnail speed, memory and quality: ours against naive Pillow, a full decode, and libvips.
 
-``make bench`` runs this. Every (input, size, method) runs in a fresh process. Peak RSS is the
-work's own: VmHWM after the first run (one invocation's) above the RSS after the imports (a
-handler's for ours, pyvips for libvips) and reading the file. Time is the median of several
-runs in that process, decode + resize + encode, as a Lambda does it.
+``make bench`` runs this. Time is decode + resize + encode, as a Lambda does it: every method
+runs in one process, in turn, for several rounds (after one to warm up), and each ratio is the
+median of the ratios within a round, so that it compares runs seconds apart on a machine whose
+speed drifts. Peak RSS is measured apart, for ours and libvips, each in a fresh process: VmHWM
+after one thumbnail (one invocation's) above the RSS after the imports (a handler's for ours,
+pyvips for libvips) and reading the file.
 
 Methods:
 * ours: ``imaging.make_thumbnail`` (JPEG DCT-scaled decode, WebP decoded at the target by
@@ -80,6 +82,7 @@ MEMORY_BEHIND = {
 }
 # Bytes a pixel in Pillow's memory, by mode: it keeps RGB in 4 (RGBX), where libvips keeps 3.
 PIXEL_BYTES = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16B": 2, "I;16L": 2}
+ENCODE_BEHIND = "no resample is left after the decode, so the gap is in the encode or in noise: compare another run"
 RESAMPLE_BEHIND = "Pillow's Lanczos has no SIMD code (Pillow-SIMD, a fork, has), libvips' reduce has"
 JPEG_SCALES = (
     ". Pillow's draft has libjpeg's 1/2, 1/4 and 1/8 scales only; libjpeg-turbo's M/8 scales, which "
@@ -89,31 +92,36 @@ JPEG_SCALES = (
 
 
 def why_behind_vips(name: str, kind: str, size: int, row: dict[str, dict]) -> str | None:
-    """A line saying by how much and why ours is behind libvips on this row, or None if it is not."""
+    """A line saying by how much and why ours is behind libvips on this row, or None if it is not.
+
+    The time ratios are the medians of ratios taken within a round (``ratio``, ``vs_vips``).
+    """
     ours, vips, floor = row["ours"], row["vips"], row["floor"]
+    slower = round(vips["ratio"], 2) > 1  # as the table shows it
     behind = []
-    if ours["ms"] > vips["ms"]:
-        behind.append(f"{ours['ms'] / vips['ms']:.2f}x its time")
+    if slower:
+        behind.append(f"{vips['ratio']:.2f}x its time")
     if ours["peak_mb"] > vips["peak_mb"]:
         behind.append(f"{ours['peak_mb']:.1f} MB against its {vips['peak_mb']:.1f} MB")
     if not behind:
         return None
     why = []
-    if ours["ms"] > vips["ms"] and floor["ms"] >= vips["ms"]:
+    decoded, _, mode = floor.get("decoded", "0x0 ?").partition(" ")
+    if slower and floor["vs_vips"] >= 1:
         reason = DECODE_BEHIND.get(kind, "compare another run")
-        why.append(f"the decode alone takes {floor['ms'] / vips['ms']:.2f}x libvips' whole thumbnail: {reason}")
-    elif ours["ms"] > vips["ms"]:
+        why.append(f"the decode alone takes {floor['vs_vips']:.2f}x libvips' whole thumbnail: {reason}")
+    elif slower:
+        output = ours["image"].size if ours.get("image") else None
+        pass_from = "" if decoded == f"{output[0]}x{output[1]}" else f"a Lanczos pass from {decoded}, "
         why.append(
-            f"the {ours['ms'] - floor['ms']:.0f} ms after the decode, a Lanczos pass from "
-            f"{floor.get('decoded', '?').partition(' ')[0]}, "
-            f"the orientation and the encode: {RESAMPLE_BEHIND}{JPEG_SCALES if kind == 'JPEG' else ''}"
+            f"the {max(0, floor.get('after_ms', 0)):.0f} ms after the decode, {pass_from}the orientation and the "
+            f"encode: {RESAMPLE_BEHIND if pass_from else ENCODE_BEHIND}{JPEG_SCALES if kind == 'JPEG' else ''}"
         )
     if ours["peak_mb"] > vips["peak_mb"]:
-        size_px, _, mode = floor.get("decoded", "0x0 ?").partition(" ")
-        width, height = (int(side) for side in size_px.split("x"))
+        width, height = (int(side) for side in decoded.split("x"))
         frame_mb = width * height * PIXEL_BYTES.get(mode, 4) / 2**20
         why.append(
-            f"in memory, the decoded frame is {frame_mb:.0f} MB ({size_px}, {mode}): "
+            f"in memory, the decoded frame is {frame_mb:.0f} MB ({decoded}, {mode}): "
             f"{MEMORY_BEHIND.get(kind, WHOLE_FRAME)}"
         )
     return f"{name} at {size} px: {' and '.join(behind)}; {'; '.join(why)}."
@@ -222,7 +230,7 @@ def _alt(data: bytes, size: int) -> bytes:
 
         image = Image.fromarray(pyspng.load(data))
     else:
-        raise SystemExit("alt: 8-bit RGB or grey JPEG, and 8-bit PNG, only")
+        raise ValueError("alt: 8-bit RGB or grey JPEG, and 8-bit PNG, only")
     image.thumbnail((size, size), Image.Resampling.LANCZOS, reducing_gap=2.0)
     image.info["exif"] = header.info.get("exif", b"")
     image = ImageOps.exif_transpose(image)
@@ -234,10 +242,10 @@ def _alt(data: bytes, size: int) -> bytes:
     return out.getvalue()
 
 
-def child(method: str, path: str, size: int, repeats: int, output: str) -> None:
-    data = Path(path).read_bytes()
+def _import_for(method: str) -> None:
+    """What the method's process would have loaded before its first thumbnail (import cost is not the work)."""
     if method == "vips":
-        import pyvips  # (import cost is not the work)
+        import pyvips
 
         # libvips' operation cache keeps earlier operations, which one invocation never has. It
         # served no repeat here (the times are the same without it), but it holds memory.
@@ -248,21 +256,55 @@ def child(method: str, path: str, size: int, repeats: int, output: str) -> None:
     else:
         from PIL import Image  # noqa: F401
     if method in ("ours", "floor"):
-        import imaging.thumbnail  # noqa: F401 - what a handler imports at its init, as pyvips above
+        import imaging.thumbnail  # noqa: F401 - what a handler imports at its init
+
+
+def time_child(path: str, size: int, rounds: int, outdir: str) -> None:
+    """Every method in one process, in turn, round after round: each ratio is taken within a round.
+
+    On a shared machine the speed drifts by tens of percent over seconds; methods timed one
+    after another in their own processes compared different moments. Here a round runs every
+    method once (in alternating order), so a ratio pairs two runs seconds apart.
+    """
+    data = Path(path).read_bytes()
+    for method in METHODS:
+        _import_for(method)
+    times: dict[str, list[float] | None] = {m: [] for m in METHODS}
+    results: dict[str, bytes] = {}
+    for turn in range(rounds + 1):  # round 0 warms up (plugins, libvips' operations) and is not kept
+        for method in METHODS if turn % 2 else reversed(METHODS):
+            kept = times[method]
+            if kept is None:
+                continue
+            start = time.perf_counter()
+            try:
+                results[method] = _run_method(method, data, size)
+            except Exception:  # noqa: BLE001 - e.g. naive Pillow cannot thumbnail() a 16-bit image
+                times[method] = None
+                continue
+            if turn:
+                kept.append((time.perf_counter() - start) * 1000)
+    for method, result in results.items():
+        if times[method] is not None:
+            (Path(outdir) / method).write_bytes(result)
+    print(json.dumps(times))
+
+
+def memory_child(method: str, path: str, size: int, warm_up: str) -> None:
+    """One invocation's peak RSS, in a process of its own: VmHWM above the RSS after the imports.
+
+    A tiny image of the same format goes first, so that neither library's one-time setup
+    (Pillow's plugins and libwebp's binding, libvips' operation classes) counts as the work.
+    """
+    data = Path(path).read_bytes()
+    _import_for(method)
+    _run_method(method, Path(warm_up).read_bytes(), size)
     base = memory_base_kb()
-    times = []
-    result = b""
-    first_peak = 0
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = _run_method(method, data, size)
-        times.append((time.perf_counter() - start) * 1000)
-        # One invocation's peak, the first: libvips' high-water mark kept growing over repeats
-        # (24 MP JPEG at 128 px: 9 MB after one, 16 MB after five with its cache off, 34 MB with
-        # it on), which made it look larger than one thumbnail costs it. Ours did not grow.
-        first_peak = first_peak or high_water_kb()
-    Path(output).write_bytes(result)
-    print(json.dumps({"ms": statistics.median(times), "peak_mb": (first_peak - base) / 1024}))
+    _run_method(method, data, size)
+    # One invocation's peak, the first: libvips' high-water mark kept growing over repeats
+    # (24 MP JPEG at 128 px: 9 MB after one, 16 MB after five with its cache off, 34 MB with
+    # it on), which made it look larger than one thumbnail costs it. Ours did not grow.
+    print(json.dumps((high_water_kb() - base) / 1024))
 
 
 def reference(path: Path, size: int) -> Image.Image:
@@ -318,16 +360,34 @@ def on_background(image: Image.Image) -> Image.Image:
     return canvas
 
 
+def _median_ratio(times: dict[str, list[float] | None], a: str, b: str) -> float:
+    """The median over rounds of a's time over b's in the same round; nan if either failed."""
+    if not times[a] or not times[b]:
+        return float("nan")
+    return statistics.median(x / y for x, y in zip(times[a], times[b], strict=True))
+
+
+def _child(*arguments: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, __file__, *arguments]
+    env = {**os.environ, "VIPS_CONCURRENCY": "1"}
+    return subprocess.run(command, capture_output=True, text=True, check=True, env=env)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--child", nargs=5, metavar=("METHOD", "PATH", "SIZE", "REPEATS", "OUTPUT"))
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--time-child", nargs=4, metavar=("PATH", "SIZE", "ROUNDS", "OUTDIR"))
+    parser.add_argument("--memory-child", nargs=4, metavar=("METHOD", "PATH", "SIZE", "WARM_UP"))
+    parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--inputs", nargs="*", help="subset of input names")
     parser.add_argument("--cache", default=str(ROOT / "benchmarks" / ".inputs"))
     args = parser.parse_args()
-    if args.child:
-        method, path, size, repeats, output = args.child
-        child(method, path, int(size), int(repeats), output)
+    if args.time_child:
+        path, size, rounds, outdir = args.time_child
+        time_child(path, int(size), int(rounds), outdir)
+        return
+    if args.memory_child:
+        method, path, size, warm_up = args.memory_child
+        memory_child(method, path, int(size), warm_up)
         return
 
     import tempfile
@@ -348,34 +408,40 @@ def main() -> None:
         path = inputs.load(name, Path(args.cache))
         with Image.open(path) as opened:
             kind = opened.format or ""
+            warm_up = Path(args.cache) / f"{path.stem}.warm-up"
+            opened.resize((64, 48)).save(warm_up, kind)
         for size in SIZES:
-            row: dict[str, dict] = {}
+            row: dict[str, dict] = {m: {"ms": float("nan"), "image": None} for m in METHODS}
             with tempfile.TemporaryDirectory() as tmp:
+                times = json.loads(_child("--time-child", str(path), str(size), str(args.rounds), tmp).stdout)
                 for method in METHODS:
-                    output = Path(tmp) / method
-                    command = [sys.executable, __file__, "--child", method, str(path), str(size), str(args.repeats)]
-                    done = subprocess.run(
-                        [*command, str(output)],
-                        capture_output=True, text=True, check=False, env={**os.environ, "VIPS_CONCURRENCY": "1"},
-                    )  # fmt: skip
-                    if done.returncode != 0:  # e.g. Pillow's own thumbnail() cannot reduce 16-bit images
-                        row[method] = {"ms": float("nan"), "peak_mb": float("nan"), "image": None}
+                    if times[method] is None:
                         continue
-                    row[method] = json.loads(done.stdout.strip().splitlines()[-1])
+                    row[method]["ms"] = statistics.median(times[method])
                     if method == "floor":
-                        row[method]["decoded"] = output.read_text()
+                        row[method]["decoded"] = (Path(tmp) / method).read_text()
                     else:
-                        row[method]["image"] = Image.open(output)
+                        row[method]["image"] = Image.open(Path(tmp) / method)
                         row[method]["image"].load()
                 ref = on_background(reference(path, size))
                 quality = {
-                    m: ssim(ref, on_background(row[m]["image"])) if row[m].get("image") else float("nan")
+                    m: ssim(ref, on_background(row[m]["image"])) if row[m]["image"] else float("nan")
                     for m in ("ours", "vips", "alt")
                 }
-            ours, naive, vips, floor, alt = (row[m]["ms"] for m in ("ours", "naive", "vips", "floor", "alt"))
+            for method in ("ours", "vips"):
+                peak = _child("--memory-child", method, str(path), str(size), str(warm_up)).stdout
+                row[method]["peak_mb"] = json.loads(peak)
+            ratio = {m: _median_ratio(times, "ours", m) for m in ("naive", "vips", "floor")}
+            row["vips"]["ratio"] = ratio["vips"]
+            row["floor"]["vs_vips"] = _median_ratio(times, "floor", "vips")
+            if times["ours"] and times["floor"]:
+                pairs = zip(times["ours"], times["floor"], strict=True)
+                row["floor"]["after_ms"] = statistics.median(ours - floor for ours, floor in pairs)
             print(
-                f"{name:<24}{size:>5} {ours:>8.1f}{naive:>8.1f}{row['full']['ms']:>8.1f}{vips:>8.1f}{floor:>8.1f}"
-                f"{alt:>8.1f} {ours / naive:>7.2f}{ours / vips:>7.2f}{ours / floor:>7.2f}{alt / vips:>7.2f}"
+                f"{name:<24}{size:>5} "
+                + "".join(f"{row[m]['ms']:>8.1f}" for m in METHODS)
+                + f" {ratio['naive']:>7.2f}{ratio['vips']:>7.2f}{ratio['floor']:>7.2f}"
+                f"{_median_ratio(times, 'alt', 'vips'):>7.2f}"
                 f" {row['ours']['peak_mb']:>7.0f}{row['vips']['peak_mb']:>8.0f}"
                 f" {quality['ours']:>6.3f}{quality['vips']:>6.3f}{quality['alt']:>6.3f}",
                 flush=True,
