@@ -89,14 +89,27 @@ HUFFMAN = (
     "1024 px for 0.8-0.9 % fewer bytes (0.1 ms for 7-9 % at 128 px)"
 )
 RESAMPLE_BEHIND = "Pillow's Lanczos has no SIMD code (Pillow-SIMD, a fork, has), libvips' reduce has"
-JPEG_SCALES = (
-    ". Pillow's draft has libjpeg's 1/2, 1/4 and 1/8 scales only; libjpeg-turbo's M/8 scales, which "
-    "would start the pass nearer the target, come with simplejpeg (the alt column), which needs numpy "
-    "in the bundle: 73 MB and 128-195 ms of import"
-)
 
 
-def why_behind_vips(name: str, kind: str, size: int, row: dict[str, dict]) -> str | None:
+def jpeg_scales_note(source: tuple[int, int], output: tuple[int, int], decoded: str) -> str:
+    """Whether a libjpeg-turbo M/8 scale would start the Lanczos pass nearer the target than ours does."""
+    if (source[0] > source[1]) != (output[0] > output[1]):  # the output is upright, the source as stored
+        output = (output[1], output[0])
+    for eighths in range(1, 9):
+        scaled = (-(-source[0] * eighths // 8), -(-source[1] * eighths // 8))
+        if scaled[0] >= output[0] and scaled[1] >= output[1]:
+            break
+    if f"{scaled[0]}x{scaled[1]}" == decoded:
+        return f". The decode is already at the nearest of libjpeg-turbo's M/8 scales ({eighths}/8)"
+    return (
+        f". libjpeg-turbo's {eighths}/8 scale ({scaled[0]}x{scaled[1]}) would start the pass nearer the "
+        "target, but Pillow asks for 1/2, 1/4 or 1/8 only, and the odd scales alias fine patterns: a "
+        "2 px stripe pattern came out striped at 3/8 where 1/2 and a Lanczos reference are flat grey "
+        "(simplejpeg, the alt column, has every M/8 and needs numpy in the bundle: 73 MB, 128-195 ms of import)"
+    )
+
+
+def why_behind_vips(name: str, kind: str, source: tuple[int, int], size: int, row: dict[str, dict]) -> str | None:
     """A line saying by how much and why ours is behind libvips on this row, or None if it is not.
 
     The time ratios are the medians of ratios taken within a round (``ratio``, ``vs_vips``).
@@ -120,7 +133,8 @@ def why_behind_vips(name: str, kind: str, size: int, row: dict[str, dict]) -> st
         pass_from = "" if decoded == f"{output[0]}x{output[1]}" else f"a Lanczos pass from {decoded}, "
         why.append(
             f"the {max(0, floor.get('after_ms', 0)):.0f} ms after the decode, {pass_from}the orientation and the "
-            f"encode: {RESAMPLE_BEHIND if pass_from else ENCODE_BEHIND}{JPEG_SCALES if kind == 'JPEG' else ''}"
+            f"encode: {RESAMPLE_BEHIND if pass_from else ENCODE_BEHIND}"
+            f"{jpeg_scales_note(source, output, decoded) if kind == 'JPEG' and output and pass_from else ''}"
             f"{HUFFMAN if ours.get('image') and ours['image'].format == 'JPEG' else ''}"
         )
     if ours["peak_mb"] > vips["peak_mb"]:
@@ -413,7 +427,7 @@ def main() -> None:
     for name in names:
         path = inputs.load(name, Path(args.cache))
         with Image.open(path) as opened:
-            kind = opened.format or ""
+            kind, source = opened.format or "", opened.size
             warm_up = Path(args.cache) / f"{path.stem}.warm-up"
             opened.resize((64, 48)).save(warm_up, kind)
         for size in SIZES:
@@ -452,7 +466,7 @@ def main() -> None:
                 f" {quality['ours']:>6.3f}{quality['vips']:>6.3f}{quality['alt']:>6.3f}",
                 flush=True,
             )
-            if (line := why_behind_vips(name, kind, size, row)) is not None:
+            if (line := why_behind_vips(name, kind, source, size, row)) is not None:
                 behind.append(line)
     print(
         "nan: the method failed on or does not take that input (naive Pillow cannot thumbnail() a 16-bit "
