@@ -32,7 +32,7 @@ DRAFT_GAP = 1.0
 REDUCING_GAP = 2.0
 # Pixels converted at a time by _shrink. A box reduction costs the same in bands of any height,
 # so its bands are small (256 KB of RGBA); Lanczos' horizontal pass sets up its weights on every
-# call, so its bands are taller (2 MB): on 12 MP, 64K-pixel bands made that pass 1.4-2.5x slower.
+# call, so its bands are taller (2 MB): on 12 MP, 64K-pixel bands made that pass 1.5-2.4x slower.
 REDUCE_BAND_PIXELS = 1 << 16
 RESAMPLE_BAND_PIXELS = 1 << 19
 
