@@ -232,8 +232,8 @@ def _resizable(image: Image.Image, icc: bytes | None) -> tuple[Conversion, bytes
     """
     mode = image.mode
     if mode.startswith("I;16"):  # to 8 bits first: two fast passes, then an 8-bit resample (measured fastest)
-        scale, offset = _eight_bit_scale(image)
-        return Conversion("L", lambda band: band.point(lambda v: v * scale + offset).convert("L")), None
+        levels = _eight_bit_scale(image)  # from the whole image, for every band alike
+        return Conversion("L", lambda band: _sixteen_to_eight(band, levels)), None
     if mode in ("I", "F", "L", "LA", "RGB", "RGBA", "CMYK") and "transparency" not in image.info:
         return Conversion(mode), icc
     if mode == "LAB":  # a/b are signed: convert before any averaging
@@ -330,9 +330,12 @@ def _is_gray_profile(profile: ImageCms.ImageCmsProfile) -> bool:
     return profile.profile.xcolor_space.strip() == "GRAY"
 
 
-def _sixteen_to_eight(image: Image.Image) -> Image.Image:
-    """Scale high-bit-depth grey to 8 bits instead of letting Pillow clip everything above 255."""
-    scale, offset = _eight_bit_scale(image)
+def _sixteen_to_eight(image: Image.Image, levels: tuple[float, float] | None = None) -> Image.Image:
+    """Scale high-bit-depth grey to 8 bits instead of letting Pillow clip everything above 255.
+
+    ``levels`` is the scale and offset, when ``image`` is a band and they come from the whole.
+    """
+    scale, offset = levels or _eight_bit_scale(image)
     return image.point(lambda v: v * scale + offset).convert("L")
 
 
