@@ -247,7 +247,8 @@ class ThumbnailStack(Stack):
             iam.PolicyStatement(actions=["dynamodb:BatchGetItem"], resources=[storage.table.table_arn])
         )
         # Publishing copies staged thumbnails into place; a deletion removes the recorded ones.
-        # Both HEAD first (s3:GetObject), so only an older upload's thumbnail is replaced or removed.
+        # Both HEAD (s3:GetObject) a key that may hold a thumbnail, so only an older upload's is
+        # replaced or removed.
         functions.record.add_to_role_policy(
             iam.PolicyStatement(
                 actions=["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],

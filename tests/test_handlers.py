@@ -110,13 +110,27 @@ def test_validate_returns_facts_and_the_thumbnails_to_make(aws):
     assert intermediate.size == (256, 160) and not intermediate.info.get("exif")
 
 
-def test_validate_refuses_oversize_objects_without_downloading_them(aws):
+def test_validate_refuses_oversize_objects_without_reading_them(aws):
     s3, _ = aws
-    gets = count_calls(s3, "GetObject")
+    gets, reads = count_calls(s3, "GetObject"), []
+
+    def watch_reads(parsed: dict[str, Any], **kwargs: Any) -> None:
+        body, read = parsed["Body"], parsed["Body"].read
+        body.read = lambda *args: reads.append(read(*args))
+
+    s3.meta.events.register("after-call.s3.GetObject", watch_reads)
     event = upload(s3, "big.png", encode(photo(), "PNG"))
-    with pytest.raises(TooLarge):
+    with pytest.raises(TooLarge, match="limit is 1000"):
         validate(event, s3, ImagingSettings(max_bytes=1000), SOURCE, THUMBS)
-    assert gets == []
+    assert gets == ["GetObject"] and reads == []  # refused from the GET's headers: no byte of the body read
+
+
+def test_validate_reads_the_upload_in_one_request(aws):
+    """One GET, no HEAD first: the byte limit is checked on the GET's headers."""
+    s3, _ = aws
+    heads, gets = count_calls(s3, "HeadObject"), count_calls(s3, "GetObject")
+    validate(upload(s3, "a.jpg", encode(photo(), "JPEG")), s3, SETTINGS, SOURCE, THUMBS)
+    assert (heads, gets) == ([], ["GetObject"])
 
 
 @pytest.mark.parametrize(
@@ -183,9 +197,9 @@ def test_s3_throttling_is_a_retryable_error(aws):
     event = upload(s3, "a.jpg", encode(photo(), "JPEG"))
 
     def slow_down(**kwargs):
-        raise ClientError({"Error": {"Code": "SlowDown", "Message": "Please reduce your request rate."}}, "HeadObject")
+        raise ClientError({"Error": {"Code": "SlowDown", "Message": "Please reduce your request rate."}}, "GetObject")
 
-    s3.meta.events.register("before-call.s3.HeadObject", slow_down)
+    s3.meta.events.register("before-call.s3.GetObject", slow_down)
     with pytest.raises(TransientError, match="SlowDown"):
         validate(event, s3, SETTINGS, SOURCE, THUMBS)
 
@@ -528,6 +542,22 @@ def test_an_older_run_finishing_late_never_publishes_over_a_newer_upload(aws):
     late = record({"status": "SUCCEEDED", "event": old, "thumbnails": old_thumbs}, table, SOURCE, s3, THUMBS)
     assert not late["written"] and late["thumbnails_published"] == 0
     assert {k: s3.head_object(Bucket=THUMBS, Key=k)["ETag"] for k in keys} == newest
+
+
+def test_a_first_upload_publishes_each_size_in_one_request_and_a_rerun_looks_first(aws):
+    s3, table = aws
+    heads, copies = count_calls(s3, "HeadObject"), count_calls(s3, "CopyObject")
+    event, keys = processed(s3, table, "fresh.jpg", "0062E99A88DC407460")
+    assert (len(heads), len(copies)) == (0, 2)  # no record lists the keys: If-None-Match copies, no HEAD
+    assert thumbnail_keys(s3) == sorted(keys)
+    facts = validate(event, s3, SETTINGS, SOURCE, THUMBS)  # the same upload again (a replay)
+    thumbs = [resize(resize_item(facts, i), s3, SETTINGS, THUMBS, "max-age=1") for i in range(2)]
+    heads.clear()
+    copies.clear()
+    again = record({"status": "SUCCEEDED", "event": event, "image": facts, "thumbnails": thumbs}, table, SOURCE, s3,
+                   THUMBS)  # fmt: skip
+    assert again["written"] and again["thumbnails_published"] == 2
+    assert (len(heads), len(copies)) == (2, 2)  # listed keys: looked at, then copied If-Match
 
 
 def test_a_late_deletion_never_touches_a_newer_upload(aws):

@@ -799,3 +799,25 @@ def test_record_does_not_publish_over_a_newer_thumbnail_written_after_its_look(s
     assert publish_thumbnails(s3, bucket, thumbnails, "00000000000000000000000A") == 0
     assert len(looks) == 2  # its copy was refused, it looked again and found the newer one
     assert s3.get_object(Bucket=bucket, Key="race/thumb.jpg")["Body"].read() == b"new"
+
+
+def test_record_copies_a_key_no_record_lists_without_a_look_but_never_over_a_newer_thumbnail(stack):
+    """A key no record lists is copied If-None-Match first; a HEAD follows only when that is refused."""
+    from record.handler import publish_thumbnails
+
+    s3, bucket = stack.client("s3"), stack.thumbnail_bucket
+    for name, sequencer in (("old", "00000000000000000000000A"), ("new", "00000000000000000000000B")):
+        s3.put_object(
+            Bucket=bucket, Key=f"unlisted/staged-{name}", Body=name.encode(), Metadata={"source-sequencer": sequencer}
+        )
+    # a newer run has published here and not yet written its record, so no record lists the key
+    s3.copy_object(Bucket=bucket, Key="unlisted/thumb.jpg", CopySource={"Bucket": bucket, "Key": "unlisted/staged-new"})
+    looks: list[int] = []
+    s3.meta.events.register("before-call.s3.HeadObject", lambda **_: looks.append(1))
+    for key, published, looked in (("unlisted/thumb.jpg", 0, 1), ("unlisted/fresh.jpg", 1, 0)):
+        looks.clear()
+        thumbnails = [{"key": key, "staged_key": "unlisted/staged-old"}]
+        assert publish_thumbnails(s3, bucket, thumbnails, "00000000000000000000000A", unlisted={key}) == published
+        assert len(looks) == looked, key
+    assert s3.get_object(Bucket=bucket, Key="unlisted/thumb.jpg")["Body"].read() == b"new"
+    assert s3.get_object(Bucket=bucket, Key="unlisted/fresh.jpg")["Body"].read() == b"old"

@@ -351,7 +351,7 @@ def test_least_privilege_per_function(template):
     assert grants("Record") == {
         ("dynamodb:GetItem", "table"),  # the previous record's thumbnails: sizes no longer made are removed
         ("dynamodb:PutItem", "table"),
-        ("s3:GetObject", "thumbnails/*"),  # HEAD before publishing or removing a thumbnail; copy source
+        ("s3:GetObject", "thumbnails/*"),  # HEAD before replacing or removing a thumbnail; copy source
         ("s3:PutObject", "thumbnails/*"),  # publishing copies staged thumbnails into place
         ("s3:DeleteObject", "thumbnails/*"),
         # its asynchronous events (failure notices) that still fail go to the DLQ, under the stack's key

@@ -37,7 +37,7 @@ class ImageFacts:
 
 
 def check_byte_size(size: int, settings: ImagingSettings) -> None:
-    """The byte limit on its own, so a handler can refuse an object from its HEAD, unread."""
+    """The byte limit on its own, so a handler can refuse an object from a GET's headers, unread."""
     if size == 0:
         raise EmptyObject("the object is empty (0 bytes)")
     if size > settings.max_bytes:

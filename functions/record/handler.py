@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Collection
 from datetime import UTC, datetime
 from typing import Any
 
@@ -219,7 +220,9 @@ def _current(s3: Any, bucket: str, key: str) -> tuple[str, str] | None:
     return head["ETag"], head.get("Metadata", {}).get("source-sequencer", "")
 
 
-def publish_thumbnails(s3: Any, bucket: str, thumbnails: list[dict[str, Any]], sequencer: str) -> int:
+def publish_thumbnails(
+    s3: Any, bucket: str, thumbnails: list[dict[str, Any]], sequencer: str, unlisted: Collection[str] = ()
+) -> int:
     """Copy each staged thumbnail to its key, unless a newer upload's thumbnail is there already.
 
     The copy is conditional on the thumbnail it looked at (``If-Match`` its ETag, or
@@ -228,11 +231,17 @@ def publish_thumbnails(s3: Any, bucket: str, thumbnails: list[dict[str, Any]], s
     order. A copy refused because the key changed looks again. Copies keep the staged
     object's headers and metadata (content type, cache control, source etag and sequencer).
     A retry or duplicate copies the same bytes again: idempotent.
+
+    A key in ``unlisted`` (no record names it) is most likely absent: its first copy is made
+    with ``If-None-Match: *`` without a look, which is what the look would have led to, and
+    only a refusal sends a HEAD. A new upload's sizes publish in one request each, not two.
     """
     published = 0
     for thumbnail in thumbnails:
+        look = thumbnail["key"] not in unlisted
         for _ in range(PUBLISH_ATTEMPTS):
-            current = _current(s3, bucket, thumbnail["key"])
+            current = _current(s3, bucket, thumbnail["key"]) if look else None
+            look = True
             if current and current[1] and sequencer_order(current[1]) > sequencer_order(sequencer):
                 break  # a newer upload's thumbnail: an older run never overwrites it
             condition = {"IfMatch": current[0]} if current else {"IfNoneMatch": "*"}
@@ -312,7 +321,9 @@ def record(
         # Read before anything changes, so a retry after a partial run still knows the old set.
         previous_order, previous = previous_thumbnails(table, item["source_id"])
         # Before the record: a SUCCEEDED record never names a thumbnail that is not in place.
-        published = publish_thumbnails(s3, thumbnail_bucket, request["thumbnails"], item["sequencer"])
+        listed = {t.get("key") for t in previous}
+        unlisted = {t["key"] for t in request["thumbnails"]} - listed
+        published = publish_thumbnails(s3, thumbnail_bucket, request["thumbnails"], item["sequencer"], unlisted)
         if previous and previous_order <= item["sequencer_order"]:
             kept = {t["key"] for t in item["thumbnails"]}
             dropped = {"thumbnails": [t for t in previous if t.get("key") not in kept]}

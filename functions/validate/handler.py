@@ -1,8 +1,8 @@
 """Validate: the first state. Turns an S3 upload event into image facts and the thumbnails to make.
 
 It refuses what can never become a thumbnail (rejections the state machine records as
-REJECTED) before any thumbnail is written: the byte limit from the object's HEAD, without
-downloading it; the header limits from the probe; and a decode of the smallest size, which
+REJECTED) before any thumbnail is written: the byte limit from the GET's headers, before
+its body is read; the header limits from the probe; and a decode of the smallest size, which
 is the only way to find truncated or corrupt pixel data.
 """
 
@@ -17,7 +17,6 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from awsio import (
     aws_call,
     aws_client,
-    head_source,
     intermediate_key,
     parse_object_created,
     read_source,
@@ -53,10 +52,8 @@ def validate(
     """
     source = parse_object_created(event, source_bucket)
     logger.append_keys(object_key=source.key, bucket=source.bucket)
-    head = head_source(s3, source)
-    size = int(head["ContentLength"])
-    check_byte_size(size, settings)  # refuse oversize objects before reading a byte of them
-    data = read_source(s3, source)
+    data = read_source(s3, source, lambda size: check_byte_size(size, settings))  # oversize: refused unread
+    size = len(data)
     facts = probe(data, settings)
     output_format = choose_format(facts, settings)
     base = prepare(data, max(settings.sizes), settings)
