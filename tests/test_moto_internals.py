@@ -7,6 +7,7 @@ import io
 import json
 import time
 import uuid
+from typing import Any
 
 import moto
 import pytest
@@ -775,15 +776,20 @@ def test_a_copy_is_refused_when_its_destination_condition_does_not_hold(stack):
     copy("cond/staged-a")  # unconditional copies are moto's own
 
 
+def stage_old_and_new(s3: Any, bucket: str, prefix: str) -> None:
+    """``{prefix}/staged-old`` and ``-new``: an older and a newer upload's staged thumbnail, by sequencer."""
+    for name, sequencer in (("old", "00000000000000000000000A"), ("new", "00000000000000000000000B")):
+        s3.put_object(
+            Bucket=bucket, Key=f"{prefix}/staged-{name}", Body=name.encode(), Metadata={"source-sequencer": sequencer}
+        )
+
+
 def test_record_does_not_publish_over_a_newer_thumbnail_written_after_its_look(stack):
     """Two runs publishing one key: the newer one writes between the older one's HEAD and its copy."""
     from record.handler import publish_thumbnails
 
     s3, bucket = stack.client("s3"), stack.thumbnail_bucket
-    for name, sequencer in (("old", "00000000000000000000000A"), ("new", "00000000000000000000000B")):
-        s3.put_object(
-            Bucket=bucket, Key=f"race/staged-{name}", Body=name.encode(), Metadata={"source-sequencer": sequencer}
-        )
+    stage_old_and_new(s3, bucket, "race")
     s3.copy_object(Bucket=bucket, Key="race/thumb.jpg", CopySource={"Bucket": bucket, "Key": "race/staged-old"})
     looks = []
 
@@ -806,10 +812,7 @@ def test_record_copies_a_key_no_record_lists_without_a_look_but_never_over_a_new
     from record.handler import publish_thumbnails
 
     s3, bucket = stack.client("s3"), stack.thumbnail_bucket
-    for name, sequencer in (("old", "00000000000000000000000A"), ("new", "00000000000000000000000B")):
-        s3.put_object(
-            Bucket=bucket, Key=f"unlisted/staged-{name}", Body=name.encode(), Metadata={"source-sequencer": sequencer}
-        )
+    stage_old_and_new(s3, bucket, "unlisted")
     # a newer run has published here and not yet written its record, so no record lists the key
     s3.copy_object(Bucket=bucket, Key="unlisted/thumb.jpg", CopySource={"Bucket": bucket, "Key": "unlisted/staged-new"})
     looks: list[int] = []
