@@ -1,12 +1,14 @@
 """The local engine against a naive script: throughput, one image's latency, the inner loop and memory.
 
-``python benchmarks/local_engine.py [--images 40] [--memory-uploads 1000]``. Every figure is a
+``python benchmarks/local_engine.py [--images 40] [--rounds 3] [--memory-uploads 1000]``. Every figure is a
 wall time measured in this run, side by side with its baseline:
 
 - **throughput**: ``thumbs run`` on N x 24 MP JPEGs (sizes 128/256/1024), with its own stack
   and on a running ``thumbs serve``, against a naive one-process Pillow loop (open,
   ``thumbnail(LANCZOS)``, save q85, per size) and the bare imaging calls the handlers make,
-  spread over every core with no AWS at all;
+  spread over every core with no AWS at all. One bare run moves with the machine by a quarter,
+  so the run on the serve is also paired with the bare imaging, round by round: the ratio of
+  each round, and their median;
 - **latency**: one 12 MP image, template cached, fresh state folder, from command to summary:
   in a process of its own (``THUMBS_ENGINE=0``), as the command that starts the warm engine,
   and forked from the warm engine (what every later command is); the same on a running serve;
@@ -26,6 +28,7 @@ import argparse
 import os
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -55,6 +58,14 @@ def batch(count: int) -> list[Path]:
             turned = base.rotate(index * 3.7, resample=Image.Resampling.BILINEAR, fillcolor=(index % 256, 80, 160))
             turned.save(path, "JPEG", quality=88)
     return paths
+
+
+def timed_bare(paths: list[Path], cores: int) -> float:
+    """Wall seconds of the bare imaging of ``paths`` over ``cores`` processes, their start included."""
+    start = time.perf_counter()
+    with ProcessPoolExecutor(max_workers=cores) as pool:
+        list(pool.map(bare, [str(p) for p in paths]))
+    return time.perf_counter() - start
 
 
 def naive(paths: list[Path], out: Path) -> None:
@@ -142,6 +153,7 @@ def run(state: Path, folder: Path, out: Path, engines: Path | None = None) -> tu
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--images", type=int, default=40)
+    parser.add_argument("--rounds", type=int, default=3, help="paired rounds of bare imaging and a run on the serve")
     parser.add_argument("--memory-uploads", type=int, default=1000)
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -171,10 +183,7 @@ def main() -> None:
         start = time.perf_counter()
         naive(paths, tmp / "naive")
         naive_s = time.perf_counter() - start
-        start = time.perf_counter()
-        with ProcessPoolExecutor(max_workers=cores) as pool:
-            list(pool.map(bare, [str(p) for p in paths]))
-        bare_s = time.perf_counter() - start
+        bare_s = timed_bare(paths, cores)
         own_s, _ = run(cached_state(tmp / "s-own", cache), folder, tmp / "out")
         engines = tmp / "engines"
         engines.mkdir(mode=0o700)
@@ -183,6 +192,7 @@ def main() -> None:
         with Serve(cached_state(tmp / "s-serve", cache)) as serve:
             run(serve.state, one, tmp / "out")  # the serve's first upload warms its workers
             served_s, _ = run(serve.state, folder, tmp / "out")
+            pairs = [(timed_bare(paths, cores), run(serve.state, folder, tmp / "out")[0]) for _ in range(args.rounds)]
 
         print("\nThroughput")
         print(f"{'':<34}{'wall s':>8}{'vs naive':>10}{'vs bare':>9}")
@@ -195,6 +205,12 @@ def main() -> None:
         ):
             print(f"{name:<34}{wall:>8.1f}{wall / naive_s:>9.2f}x{wall / bare_s:>8.2f}x")
         print("goals: thumbs run at most 0.60x naive and 1.50x bare")
+        print(f"\nPaired: bare imaging, then thumbs run on the serve, {len(pairs)} rounds")
+        print(f"{'round':>5}{'bare s':>9}{'serve s':>9}{'ratio':>8}")
+        for number, (bare_wall, served_wall) in enumerate(pairs, 1):
+            print(f"{number:>5}{bare_wall:>9.1f}{served_wall:>9.1f}{served_wall / bare_wall:>7.2f}x")
+        if pairs:
+            print(f"median ratio {statistics.median(s / b for b, s in pairs):.2f}x (goal 1.50x)")
 
         floor = (
             "import boto3, sys; from PIL import Image\n"
