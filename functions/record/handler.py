@@ -238,10 +238,9 @@ def publish_thumbnails(
     """
     published = 0
     for thumbnail in thumbnails:
-        look = thumbnail["key"] not in unlisted
-        for _ in range(PUBLISH_ATTEMPTS):
-            current = _current(s3, bucket, thumbnail["key"]) if look else None
-            look = True
+        for attempt in range(PUBLISH_ATTEMPTS):
+            unlooked = attempt == 0 and thumbnail["key"] in unlisted
+            current = None if unlooked else _current(s3, bucket, thumbnail["key"])
             if current and current[1] and sequencer_order(current[1]) > sequencer_order(sequencer):
                 break  # a newer upload's thumbnail: an older run never overwrites it
             condition = {"IfMatch": current[0]} if current else {"IfNoneMatch": "*"}
