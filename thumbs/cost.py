@@ -37,11 +37,11 @@ FULL_VCPU_MB = 1769
 # validate = decode at the DCT scale for the largest size + the intermediate; resize = one
 # size cut from the intermediate and encoded. I/O is S3 and DynamoDB latency inside a region.
 MEASURED = {
+    # io_ms of Validate and Record were budgeted when Validate HEADed the upload before its GET and
+    # Record HEADed each key before its COPY: for a new upload they are one and three round trips high.
     "validate": {"cpu_ms_per_mp": 9.0, "cpu_ms": 5.0, "io_ms": 40.0, "io_ms_per_mp": 5.0},
     # three sizes of a JPEG photo: 17-27 ms since the intermediate is TIFF (42-44 ms when it was PNG)
     "resize": {"cpu_ms_per_mp": 0.0, "cpu_ms": 8.0, "io_ms": 30.0, "io_ms_per_mp": 0.0},
-    # io_ms of Validate and Record were budgeted when Validate HEADed the upload before its GET and
-    # Record HEADed each key before its COPY: for a new upload they are one and three round trips high.
     "record": {"cpu_ms_per_mp": 0.0, "cpu_ms": 5.0, "io_ms": 75.0, "io_ms_per_mp": 0.0},
     # per batch: one BatchGetItem of batch_size keys and the plan; measured locally, I/O from DynamoDB's latency
     "plan": {"cpu_ms_per_mp": 0.0, "cpu_ms": 5.0, "io_ms": 25.0, "io_ms_per_mp": 0.0},
