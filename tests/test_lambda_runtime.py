@@ -12,6 +12,7 @@ import pytest
 
 from thumbs.local.lambda_runtime import FaultSwitch, FunctionSpec, LocalLambdaRuntime
 from thumbs.local.lambda_worker import NICENESS, PRIMED_SERVICES
+from thumbs.local.stack import AS_OVER_HTTPS, worker_environment
 
 TESTS = Path(__file__).resolve().parent
 
@@ -67,6 +68,33 @@ def test_a_worker_holds_what_the_handlers_import_before_it_imports_its_own(runti
     answer, error = call(runtime, "loaded", {"modules": [*wanted, "imaging", "awsio"]})
     assert error is None
     assert answer["loaded"] == sorted(wanted)  # the project's own modules never: a restart reads them from disk
+
+
+def test_a_workers_sdk_is_set_as_over_https_and_never_reads_the_users_config(tmp_path):
+    """The stack's config file, not ``~/.aws/config``: no body hash in the signature, no profile of the user's."""
+    home = tmp_path / "home"
+    (home / ".aws").mkdir(parents=True)
+    (home / ".aws" / "config").write_text("[default]\ns3 =\n    addressing_style = virtual\n")
+    endpoint = "http://127.0.0.1:9"  # nothing listens there; the probe sends nothing
+
+    def probe(environment: dict[str, str]) -> dict:
+        rt = LocalLambdaRuntime({"p": spec("p", "sdk_settings")}, TESTS, environment, tmp_path / "logs")
+        try:
+            answer, error = call(rt, "p", {})
+        finally:
+            rt.close()
+        assert error is None, answer
+        return answer
+
+    credentials = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local", "AWS_REGION": "us-east-1"}
+    plain = probe({"PATH": "/usr/bin:/bin", "HOME": str(home), "AWS_ENDPOINT_URL": endpoint, **credentials})
+    assert plain["s3"] == {"addressing_style": "virtual"}  # what a worker read before: the user's profile
+    assert plain["content_sha256"] != "UNSIGNED-PAYLOAD"  # and over HTTP, a hash of the body
+
+    ours = probe({**worker_environment(endpoint, tmp_path / "state"), "HOME": str(home)})
+    assert ours["s3"] == AS_OVER_HTTPS
+    assert ours["content_sha256"] == "UNSIGNED-PAYLOAD"
+    assert ours["url"] == f"{endpoint}/bucket/key"  # path-style, as the local endpoint needs
 
 
 def test_workers_are_forked_from_one_zygote_which_is_started_again_if_it_dies(runtime):

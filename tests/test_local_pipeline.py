@@ -274,6 +274,26 @@ def test_serve_keeps_the_stack_up_for_boto3_clients(tmp_path):
     assert StateFolder(tmp_path / "state").records()  # what it served persists for the next process
 
 
+def test_the_stacks_own_upload_is_signed_as_over_https_and_still_carries_its_checksum(tmp_path):
+    """``thumbs run`` uploads through the stack's client: no SHA-256 of the body, as botocore over HTTPS."""
+    sent: list[dict[str, str]] = []
+
+    def look(request, **kwargs):
+        headers = request.headers.items()
+        sent.append({name.lower(): value if isinstance(value, str) else value.decode() for name, value in headers})
+
+    with Session(StateFolder(tmp_path / "state")) as session:
+        s3 = session.stack.client("s3")
+        s3.meta.events.register("before-send.s3.PutObject", look)
+        session.upload("signed.jpg", encode(photo(), "JPEG"))
+        assert session.wait(1, "upload")
+        s3.meta.events.unregister("before-send.s3.PutObject", look)
+        (record,) = session.save_records()
+    assert sent[0]["x-amz-content-sha256"] == "UNSIGNED-PAYLOAD"
+    assert "x-amz-checksum-crc32" in sent[0]  # S3's integrity check of the bytes is still sent
+    assert record["status"] == "SUCCEEDED" and len(record["thumbnails"]) == 3
+
+
 def test_deleting_the_original_deletes_its_thumbnails_through_its_own_rule_with_no_execution(tmp_path):
     state = StateFolder(tmp_path / "state")
     with Session(state) as session:

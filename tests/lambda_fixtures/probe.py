@@ -1,5 +1,6 @@
 """Handlers for testing the local Lambda runtime itself: they report what a worker sees."""
 
+import contextlib
 import os
 import sys
 import time
@@ -56,3 +57,25 @@ def sdk(event, context):
 def loaded(event, context):
     """Which of the named modules the worker held before importing this handler (the zygote's preload)."""
     return {"loaded": sorted(name for name in event["modules"] if name in LOADED_BEFORE)}
+
+
+class _Unsent(Exception):
+    pass
+
+
+def sdk_settings(event, context):
+    """How a handler's S3 client signs a PUT and which S3 settings it took, without sending anything."""
+    import boto3
+
+    s3 = boto3.client("s3")
+    seen = {}
+
+    def stop(request, **kwargs):
+        seen["content_sha256"] = request.headers["x-amz-content-sha256"].decode()
+        seen["url"] = request.url
+        raise _Unsent
+
+    s3.meta.events.register("before-send.s3", stop)
+    with contextlib.suppress(_Unsent):
+        s3.put_object(Bucket="bucket", Key="key", Body=b"x" * 1000)
+    return {**seen, "s3": s3.meta.config.s3 or {}}

@@ -134,6 +134,43 @@ class _Server:
         self._thread.join()
 
 
+# Lambda's SDK reaches S3 over HTTPS, where botocore leaves a request's body out of its
+# signature: the CRC32 header it sends already covers the bytes. Over the local endpoint's
+# plain HTTP, botocore hashes every body into the signature instead, a SHA-256 that Lambda
+# never computes: 4.3 ms of client CPU for a 4 MB upload, 2.0 ms for a 2 MB intermediate.
+# The stack's clients and the workers' are set as they would be over HTTPS.
+AS_OVER_HTTPS = {"payload_signing_enabled": False}
+WORKER_SDK_CONFIG = "[default]\ns3 =\n    payload_signing_enabled = false\n"
+
+
+def worker_environment(endpoint: str, state_dir: Path) -> dict[str, str]:
+    """What every local Lambda worker starts with, before its function's own variables.
+
+    ``AWS_CONFIG_FILE`` names a config file of the stack's own. It sets the SDK as over HTTPS
+    (``AS_OVER_HTTPS``), and it keeps the user's ``~/.aws/config`` out of the workers, as no
+    such file reaches a Lambda function: a profile's ``region`` or ``s3.addressing_style``
+    there would otherwise change what a handler's client does.
+    """
+    config = state_dir / "cache" / "worker-aws-config"
+    if not config.is_file() or config.read_text() != WORKER_SDK_CONFIG:
+        config.parent.mkdir(parents=True, exist_ok=True)
+        partial = config.with_suffix(f".{os.getpid()}.partial")
+        partial.write_text(WORKER_SDK_CONFIG)
+        partial.replace(config)  # a worker of another command never reads half of it
+    return {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "LANG": "C.UTF-8",
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_ACCESS_KEY_ID": "local",
+        "AWS_SECRET_ACCESS_KEY": "local",
+        "AWS_REGION": REGION,
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_CONFIG_FILE": str(config),
+        "POWERTOOLS_TRACE_DISABLED": "true",  # no X-Ray daemon on a laptop
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
+
+
 def _sdk_session() -> Any:
     """A boto3 session of the stack's own that reads service models through the default session's loader.
 
@@ -244,12 +281,15 @@ class LocalStack:
             if self._session is None:
                 self._session = _sdk_session()
             if (service, endpoint) not in self._clients:
+                from botocore.config import Config
+
                 self._clients[service, endpoint] = self._session.client(
                     service,
                     endpoint_url=endpoint,
                     region_name=REGION,
                     aws_access_key_id="local",
                     aws_secret_access_key="local",
+                    config=Config(s3=AS_OVER_HTTPS),
                 )
             return self._clients[service, endpoint]
 
@@ -428,17 +468,7 @@ class LocalStack:
         self.stop()
 
     def _worker_base_environment(self) -> dict[str, str]:
-        return {
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            "LANG": "C.UTF-8",
-            "AWS_ENDPOINT_URL": self.endpoint,
-            "AWS_ACCESS_KEY_ID": "local",
-            "AWS_SECRET_ACCESS_KEY": "local",
-            "AWS_REGION": REGION,
-            "AWS_DEFAULT_REGION": REGION,
-            "POWERTOOLS_TRACE_DISABLED": "true",  # no X-Ray daemon on a laptop
-            "PYTHONDONTWRITEBYTECODE": "1",
-        }
+        return worker_environment(self.endpoint, self.state_dir)
 
     def _function_specs(self, template: dict[str, Any] | None = None) -> dict[str, FunctionSpec]:
         """Each Python function of ``template`` (the deployed one by default) as the runtime runs it."""
