@@ -10,6 +10,7 @@ processes) and the AWS CLI reach it through ``AWS_ENDPOINT_URL`` with boto3 unch
 from __future__ import annotations
 
 import functools
+import gc
 import io
 import json
 import os
@@ -148,8 +149,8 @@ def worker_environment(endpoint: str, state_dir: Path) -> dict[str, str]:
 
     ``AWS_CONFIG_FILE`` names a config file of the stack's own. It sets the SDK as over HTTPS
     (``AS_OVER_HTTPS``), and it keeps the user's ``~/.aws/config`` out of the workers, as no
-    such file reaches a Lambda function: a profile's ``region`` or ``s3.addressing_style``
-    there would otherwise change what a handler's client does.
+    such file reaches a Lambda function: a profile's ``s3.addressing_style`` or
+    ``max_attempts`` there would otherwise change what a handler's client does.
     """
     config = state_dir / "cache" / "worker-aws-config"
     if not config.is_file() or config.read_text() != WORKER_SDK_CONFIG:
@@ -342,6 +343,15 @@ class LocalStack:
         if self._private is not None:
             self._private.stop()
             self._private = None
+        # About 350,000 objects live from here to the stop: modules, the SDK's models, moto's
+        # backends and apps. Each full collection of the cyclic GC walked them all, 0.2 s with
+        # the GIL held, about once per 100 uploads. Frozen, they are never walked again, and
+        # what a request or an execution leaves behind is still collected. No collection first,
+        # and no unfreeze at the stop: each would be the same 0.2 s walk, in every command's
+        # start or end. A frozen object that is let go is still freed by its reference count;
+        # only a cycle among them stays (six stacks started and stopped in one process: 177 MB
+        # of RSS after each).
+        gc.freeze()
 
     def _wsgi(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         """moto, and under ``/_thumbs/`` the stack's own answers (no S3 bucket name can start with ``_``)."""
