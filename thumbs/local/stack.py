@@ -141,7 +141,7 @@ class _Server:
 # never computes: 4.3 ms of client CPU for a 4 MB upload, 2.0 ms for a 2 MB intermediate.
 # The stack's clients and the workers' are set as they would be over HTTPS.
 AS_OVER_HTTPS = {"payload_signing_enabled": False}
-WORKER_SDK_CONFIG = "[default]\ns3 =\n    payload_signing_enabled = false\n"
+WORKER_SDK_CONFIG = "[default]\ns3 =\n" + "".join(f"    {k} = {str(v).lower()}\n" for k, v in AS_OVER_HTTPS.items())
 
 
 def worker_environment(endpoint: str, state_dir: Path) -> dict[str, str]:
@@ -309,7 +309,7 @@ class LocalStack:
         self.runtime = LocalLambdaRuntime(
             self._function_specs(),
             self.code_dir,
-            self._worker_base_environment(),
+            worker_environment(self.endpoint, self.state_dir),
             self.state_dir / "logs",
             faults=self.faults,
             account_concurrency=self.concurrency,
@@ -476,9 +476,6 @@ class LocalStack:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-    def _worker_base_environment(self) -> dict[str, str]:
-        return worker_environment(self.endpoint, self.state_dir)
 
     def _function_specs(self, template: dict[str, Any] | None = None) -> dict[str, FunctionSpec]:
         """Each Python function of ``template`` (the deployed one by default) as the runtime runs it."""
