@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-import gc
 import json
+import os
+import subprocess
+import sys
 import time
-import weakref
+from pathlib import Path
 
-from thumbs.local.stack import LocalStack, physical_names
+from thumbs.local.stack import physical_names
 from thumbs.template import load_template, resources_of_type, sources_hash
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_the_template_is_synthesized_once_and_cached_by_source_hash(tmp_path, template):
@@ -44,20 +48,44 @@ def test_every_reference_in_the_rules_and_environment_resolves_to_a_local_name(t
     assert all(len(b) <= 63 and b == b.lower() for b in buckets)
 
 
-def test_a_deployed_stack_freezes_what_it_holds_and_still_collects_what_it_lets_go(tmp_path, template):
-    """Full collections skip the stack's own objects (a 0.2 s walk each); garbage made later is still collected."""
+FREEZING = """
+import gc, json, sys, weakref
+from pathlib import Path
+from thumbs.local.stack import LocalStack
+from thumbs.template import load_template
 
-    class Cycle:
-        pass
+class Cycle:
+    pass
 
-    gc.unfreeze()  # an earlier test's stack may have frozen this process's objects already
-    with LocalStack(template, tmp_path) as local:
+root = Path(sys.argv[1])
+template = load_template(root / "cache")
+counts = []
+for n in range(2):
+    with LocalStack(template, root / f"state-{n}") as local:
         local.deploy()
-        assert gc.get_freeze_count() > 100_000  # modules, the SDK's models, moto's backends and apps
-        local.client("s3").list_buckets()
+        counts.append(gc.get_freeze_count())
         made = Cycle()
         made.itself = made
         gone = weakref.ref(made)
         del made
         gc.collect()
-        assert gone() is None
+        assert gone() is None, "garbage made after the freeze is still collected"
+print(json.dumps(counts))
+"""
+
+
+def test_the_first_deployed_stack_freezes_what_the_process_holds_and_no_later_one_does(tmp_path, template):
+    """Full collections skip the process's long-lived objects (a 0.2 s walk each); later garbage is still collected.
+
+    A later stack in the same process freezes nothing more: it would freeze an earlier stack's garbage for good.
+    """
+    (tmp_path / "cache").mkdir()
+    (tmp_path / "cache" / f"template-{sources_hash()}.json").write_text(json.dumps(template))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "functions")])}
+    done = subprocess.run(
+        [sys.executable, "-c", FREEZING, str(tmp_path)], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    first, second = json.loads(done.stdout.strip().splitlines()[-1])
+    assert first > 100_000  # modules, the SDK's models, moto's backends and apps
+    assert second <= first  # some frozen objects were freed since; none was added

@@ -172,6 +172,20 @@ def worker_environment(endpoint: str, state_dir: Path) -> dict[str, str]:
     }
 
 
+@functools.cache
+def _freeze_once() -> None:
+    """Take what the process holds once its first stack is deployed out of the cyclic GC.
+
+    About 350,000 objects live from then on: modules, the SDK's models, moto's backends and
+    apps. Each full collection walked them all, 0.2 s with the GIL held, about once per 100
+    uploads; frozen, they are never walked again, and what requests and executions leave
+    behind is still collected. No collection first: that would be the same walk in every
+    command's start. Once per process: a later stack (the tests start many in one process)
+    would freeze an earlier one's garbage with it, for good.
+    """
+    gc.freeze()
+
+
 def _sdk_session() -> Any:
     """A boto3 session of the stack's own that reads service models through the default session's loader.
 
@@ -343,15 +357,7 @@ class LocalStack:
         if self._private is not None:
             self._private.stop()
             self._private = None
-        # About 350,000 objects live from here to the stop: modules, the SDK's models, moto's
-        # backends and apps. Each full collection of the cyclic GC walked them all, 0.2 s with
-        # the GIL held, about once per 100 uploads. Frozen, they are never walked again, and
-        # what a request or an execution leaves behind is still collected. No collection first,
-        # and no unfreeze at the stop: each would be the same 0.2 s walk, in every command's
-        # start or end. A frozen object that is let go is still freed by its reference count;
-        # only a cycle among them stays (six stacks started and stopped in one process: 177 MB
-        # of RSS after each).
-        gc.freeze()
+        _freeze_once()
 
     def _wsgi(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         """moto, and under ``/_thumbs/`` the stack's own answers (no S3 bucket name can start with ``_``)."""
