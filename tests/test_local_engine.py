@@ -198,6 +198,50 @@ def test_an_upload_sent_the_moment_the_port_accepts_connections_ends_with_a_reco
     assert "Ready" in output and f"127.0.0.1:{port}" in output
 
 
+def descendants(pid: int) -> set[int]:
+    """Every process below ``pid`` (the stack's zygote, its Lambda workers), read from /proc."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # it ended while we looked
+        parents[int(stat.parent.name)] = int(fields[1])
+    found, frontier = set(), {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGHUP], ids=["kill", "hangup"])
+def test_a_serve_stopped_by_kill_or_a_closed_terminal_stops_as_cleanly_as_on_ctrl_c(tmp_path, stop):
+    """systemd, a container's stop and ``kill`` send SIGTERM; a closed terminal sends SIGHUP."""
+    state = tmp_path / "state"
+    server, port = start_serve(state)
+    try:
+        wait_for_port(port, server)
+        endpoint = f"http://127.0.0.1:{port}"
+        s3 = client("s3", endpoint)
+        bucket = next(b["Name"] for b in s3.list_buckets()["Buckets"] if "uploads" in b["Name"])
+        s3.put_object(Bucket=bucket, Key="stopped.jpg", Body=encode(photo(), "JPEG"))
+        deadline = time.monotonic() + 120
+        while requests.get(f"{endpoint}/_thumbs/status?ended=1&wait=10", timeout=30).json()["ended"] < 1:
+            assert time.monotonic() < deadline, "the upload's execution never ended"
+        assert (state / "serve.json").exists()
+        workers = descendants(server.pid)
+        assert workers, "the serve runs its Lambda workers as child processes"
+    finally:
+        server.send_signal(stop)
+        output, _ = server.communicate(timeout=180)  # a bound on waiting, not a timing
+    assert server.returncode == 0, output
+    assert "Stopping." in output
+    assert not (state / "serve.json").exists(), "a later thumbs run would look for this serve"
+    records = json.loads((state / "records.json").read_text())
+    assert [r["status"] for r in records.values()] == ["SUCCEEDED"]
+    assert not {pid for pid in workers if Path(f"/proc/{pid}").exists()}
+
+
 def test_operations_the_local_stack_lacks_answer_an_aws_error_not_an_html_page(tmp_path):
     state = StateFolder(tmp_path / "state")
     with Session(state) as session:

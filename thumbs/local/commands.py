@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import signal
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -284,9 +285,27 @@ def cmd_verify(args: argparse.Namespace, state: StateFolder) -> int:
         return verify.report(checks, out)
 
 
+def _stop_on_signals() -> None:
+    """SIGTERM (``kill``, systemd, a container's stop) and SIGHUP (a closed terminal) stop as Ctrl-C does.
+
+    Python's default for both is to die at once: ``serve.json`` stayed behind, claiming a serve
+    that was gone, the records were not written out, and an execution's save could be cut
+    short. The first one raises KeyboardInterrupt in the main thread instead, so the same stop
+    runs; a second one of the same kind kills at once, as a stop that hangs should.
+    """
+
+    def stop(number: int, _frame: object) -> None:
+        signal.signal(number, signal.SIG_DFL)
+        raise KeyboardInterrupt
+
+    for number in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(number, stop)
+
+
 def cmd_serve(args: argparse.Namespace, state: StateFolder) -> int:
     from .session import Session
 
+    _stop_on_signals()
     with Session(state, port=args.port, faults=_faults(args), concurrency=args.concurrency) as session:
         stack = session.stack
         aws = f"aws --endpoint-url {stack.endpoint}"
