@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import signal
 import socket
@@ -240,6 +241,40 @@ def test_a_serve_stopped_by_kill_or_a_closed_terminal_stops_as_cleanly_as_on_ctr
     records = json.loads((state / "records.json").read_text())
     assert [r["status"] for r in records.values()] == ["SUCCEEDED"]
     assert not {pid for pid in workers if Path(f"/proc/{pid}").exists()}
+
+
+# Two 128-byte blocks with one MD5: the published example of Wang and Yu's collision (2004).
+MD5_TWINS = (
+    bytes.fromhex(
+        "d131dd02c5e6eec4693d9a0698aff95c2fcab58712467eab4004583eb8fb7f8955ad340609f4b30283e488832571415a"
+        "085125e8f7cdc99fd91dbdf280373c5bd8823e3156348f5bae6dacd436c919c6dd53e2b487da03fd02396306d248cda0"
+        "e99f33420f577ee8ce54b67080a80d1ec69821bcb6a8839396f9652b6ff72a70"
+    ),
+    bytes.fromhex(
+        "d131dd02c5e6eec4693d9a0698aff95c2fcab50712467eab4004583eb8fb7f8955ad340609f4b30283e4888325f1415a"
+        "085125e8f7cdc99fd91dbd7280373c5bd8823e3156348f5bae6dacd436c919c6dd53e23487da03fd02396306d248cda0"
+        "e99f33420f577ee8ce54b67080280d1ec69821bcb6a8839396f965ab6ff72a70"
+    ),
+)
+
+
+def test_objects_with_one_md5_keep_their_own_bytes_and_equal_ones_share_a_file(tmp_path):
+    """The store names a blob by the object's ETag, an MD5, and must never take an MD5 for proof of content."""
+    first, second = MD5_TWINS
+    assert first != second and hashlib.md5(first).digest() == hashlib.md5(second).digest()
+    state = StateFolder(tmp_path / "state")
+    keys = {"twin-1": first, "twin-2": second, "twin-1-again": first}
+    with Session(state) as session:
+        s3 = client("s3", session.stack.endpoint)
+        bucket = session.stack.thumbnail_bucket
+        etags = {s3.put_object(Bucket=bucket, Key=key, Body=body)["ETag"] for key, body in keys.items()}
+        assert etags == {f'"{hashlib.md5(first).hexdigest()}"'}  # as S3 answers: the MD5 of each body
+        assert {key: s3.get_object(Bucket=bucket, Key=key)["Body"].read() for key in keys} == keys
+    with Session(state) as session:  # a later command reads them from the store
+        s3 = client("s3", session.stack.endpoint)
+        assert {key: s3.get_object(Bucket=bucket, Key=key)["Body"].read() for key in keys} == keys
+    held = [blob.read_bytes() for blob in (state.root / "blobs").iterdir()]
+    assert held.count(first) == 1 and held.count(second) == 1  # the same bytes twice: one file
 
 
 def test_operations_the_local_stack_lacks_answer_an_aws_error_not_an_html_page(tmp_path):

@@ -1352,7 +1352,7 @@ def _stored_key(bucket: Any, name: str, row: dict[str, Any], store: Any) -> Any:
 
 
 def _key_row(key: Any, store: Any) -> dict[str, Any]:
-    blob = key._blob_path.name if getattr(key, "_blob_path", None) is not None else store.put_blob(key.value)
+    blob = key._blob_path.name if getattr(key, "_blob_path", None) is not None else store.put_blob(key.value, key.etag)
     return {
         "blob": blob,
         "etag": key.etag,

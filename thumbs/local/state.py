@@ -225,7 +225,7 @@ class StateFolder:
                 etag = '"' + hashlib.md5(data, usedforsecurity=False).hexdigest() + '"'
                 modified = datetime.now(UTC).replace(tzinfo=None).isoformat()
                 meta = {"metadata": {"Content-Type": "binary/octet-stream"}}
-                store.put_object(upload_bucket, key, store.put_blob(data), etag, len(data), modified, meta)
+                store.put_object(upload_bucket, key, store.put_blob(data, etag), etag, len(data), modified, meta)
             index.rename(index.with_suffix(".imported"))
         if self.records() and store.count_items(table) == 0:
             serializer = TypeSerializer()
