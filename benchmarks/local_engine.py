@@ -5,10 +5,11 @@ wall time measured in this run, side by side with its baseline:
 
 - **throughput**: ``thumbs run`` on N x 24 MP JPEGs (sizes 128/256/1024), with its own stack
   and on a running ``thumbs serve``, against a naive one-process Pillow loop (open,
-  ``thumbnail(LANCZOS)``, save q85, per size) and the bare imaging calls the handlers make,
-  spread over every core with no AWS at all. One bare run moves with the machine by a quarter,
-  so the run on the serve is also paired with the bare imaging, round by round: the ratio of
-  each round, and their median;
+  ``thumbnail(LANCZOS)``, save q85, per size) and the bare imaging: the imaging calls the
+  handlers make (``handler_imaging.py``), spread over every core with no AWS at all. The
+  earlier baseline, a decode of the original per size, is printed beside it. One bare run moves
+  with the machine by a quarter, so the run on the serve is also paired with the bare imaging,
+  round by round: the ratio of each round, and their median;
 - **latency**: one 12 MP image, template cached, fresh state folder, from command to summary:
   in a process of its own (``THUMBS_ENGINE=0``), as the command that starts the warm engine,
   and forked from the warm engine (what every later command is); the same on a running serve;
@@ -33,8 +34,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+
+import handler_imaging
 
 ROOT = Path(__file__).resolve().parent.parent
 INPUTS = ROOT / "benchmarks" / ".inputs"
@@ -60,11 +64,11 @@ def batch(count: int) -> list[Path]:
     return paths
 
 
-def timed_bare(paths: list[Path], cores: int) -> float:
-    """Wall seconds of the bare imaging of ``paths`` over ``cores`` processes, their start included."""
+def timed_bare(paths: list[Path], cores: int, imaging: Callable[[str], int] = handler_imaging.handlers) -> float:
+    """Wall seconds of ``imaging`` of ``paths`` over ``cores`` processes, their start included."""
     start = time.perf_counter()
     with ProcessPoolExecutor(max_workers=cores) as pool:
-        list(pool.map(bare, [str(p) for p in paths]))
+        list(pool.map(imaging, [str(p) for p in paths]))
     return time.perf_counter() - start
 
 
@@ -77,16 +81,6 @@ def naive(paths: list[Path], out: Path) -> None:
             with Image.open(path) as image:
                 image.thumbnail((size, size), Image.Resampling.LANCZOS)
                 image.convert("RGB").save(out / f"{path.stem}-{size}.jpg", "JPEG", quality=85)
-
-
-def bare(path: str) -> int:
-    """What the handlers' imaging does for one image (probe, choose, every size), without AWS."""
-    from imaging import ImagingSettings, choose_format, make_thumbnail, probe
-
-    data = Path(path).read_bytes()
-    settings = ImagingSettings()
-    fmt = choose_format(probe(data, settings), settings)
-    return sum(len(make_thumbnail(data, size, settings, fmt).data) for size in settings.sizes)
 
 
 def timed(command: list[str], **kwargs: object) -> tuple[float, int]:
@@ -184,6 +178,7 @@ def main() -> None:
         naive(paths, tmp / "naive")
         naive_s = time.perf_counter() - start
         bare_s = timed_bare(paths, cores)
+        per_size_s = timed_bare(paths, cores, handler_imaging.per_size)
         own_s, _ = run(cached_state(tmp / "s-own", cache), folder, tmp / "out")
         engines = tmp / "engines"
         engines.mkdir(mode=0o700)
@@ -199,6 +194,7 @@ def main() -> None:
         for name, wall in (
             ("naive Pillow loop, 1 process", naive_s),
             (f"bare imaging, {cores} processes", bare_s),
+            ("  earlier: a decode per size", per_size_s),
             ("thumbs run (its own stack)", own_s),
             ("thumbs run (own stack, warm engine)", forked_s),
             ("thumbs run (on thumbs serve)", served_s),

@@ -18,18 +18,8 @@ import time
 from pathlib import Path
 
 import inputs
-from imaging import (
-    ImagingSettings,
-    choose_format,
-    fit_within,
-    intermediate_bytes,
-    make_thumbnail,
-    prepare,
-    probe,
-    read_intermediate,
-    thumbnail_from,
-    upright_size,
-)
+from handler_imaging import resize_part, validate_part
+from imaging import ImagingSettings, choose_format, make_thumbnail, probe
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,14 +34,11 @@ REPEATS = 3
 def pipeline_work(data: bytes, settings: ImagingSettings) -> tuple[float, float]:
     """(validate ms, sum of per-size resize ms) as the state machine runs them now."""
     start = time.perf_counter()
-    facts = probe(data, settings)
-    fmt = choose_format(facts, settings)
-    stored = intermediate_bytes(prepare(data, max(settings.sizes), settings))
+    stored, upright, fmt = validate_part(data, settings)
     validate = time.perf_counter() - start
-    upright = upright_size(facts.width, facts.height, facts.orientation)
     start = time.perf_counter()
     for size in settings.sizes:
-        thumbnail_from(read_intermediate(stored), *fit_within(*upright, size), settings, fmt)
+        resize_part(stored, upright, size, settings, fmt)
     return validate * 1000, (time.perf_counter() - start) * 1000
 
 

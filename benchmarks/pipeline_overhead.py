@@ -2,8 +2,8 @@
 
 The batch is N photographic 12 MP JPEGs (``--images``). The pipeline side is exactly ``thumbs
 run``: put_object into moto, EventBridge, the Step Functions interpreter, the local Lambda
-workers, S3 and DynamoDB over loopback. The bare side makes the same sizes from the same
-bytes in a pool of one process per core, with no AWS at all. Both use every core; the
+workers, S3 and DynamoDB over loopback. The bare side is the handlers' own imaging for the
+same bytes (``handler_imaging.py``) in a pool of one process per core, with no AWS at all. Both use every core; the
 ratio of wall times is the overhead. CPU seconds (user + system, all processes) are printed
 beside them.
 """
@@ -19,21 +19,14 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+from handler_imaging import handlers
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def cpu_seconds() -> float:
     own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
-
-
-def bare(path: str) -> int:
-    from imaging import ImagingSettings, choose_format, make_thumbnail, probe
-
-    data = Path(path).read_bytes()
-    settings = ImagingSettings()
-    fmt = choose_format(probe(data, settings), settings)
-    return sum(len(make_thumbnail(data, size, settings, fmt).data) for size in settings.sizes)
 
 
 def make_batch(folder: Path, count: int) -> list[Path]:
@@ -65,7 +58,7 @@ def main() -> None:
 
         cpu, start = cpu_seconds(), time.perf_counter()
         with ProcessPoolExecutor(max_workers=cores) as pool:
-            list(pool.map(bare, [str(p) for p in batch]))
+            list(pool.map(handlers, [str(p) for p in batch]))
         bare_wall, bare_cpu = time.perf_counter() - start, cpu_seconds() - cpu
 
         from thumbs.cli import main as thumbs
