@@ -65,46 +65,39 @@ class Store:
         The first name tried is the object's ETag, which S3 (moto) has computed already: the
         MD5 of a single-part upload. A SHA-256 of every body, only to name its blob, cost
         3.7 ms per 4 MB. An MD5 proves nothing (colliding pairs are easy to make), so a blob
-        of that name is shared only if its bytes are the same; if not, the SHA-256 names it.
+        of that name is shared only if its bytes are the same, and it is created by a hard
+        link, which never replaces a file: two writers of one name cannot swap their bytes.
+        Otherwise (other bytes under that MD5, or a file system without hard links) the
+        SHA-256 names it, as it named every blob before.
         """
         named = etag.strip('"')
-        if _ETAG_NAME.fullmatch(named) and self._holds_or_writes(self.blobs / named, data):
+        named = named if _ETAG_NAME.fullmatch(named) else ""
+        if named and self._holds(self.blobs / named, data):
             return named
-        digest = hashlib.sha256(data).hexdigest()
-        if not self._holds_or_writes(self.blobs / digest, data):
-            self._write(self.blobs / digest, data, replace=True)  # other bytes under their own hash: damaged
-        return digest
+        partial = self.blobs / f".{os.getpid()}.{threading.get_ident()}.partial"
+        partial.write_bytes(data)
+        try:
+            if named:
+                try:
+                    os.link(partial, self.blobs / named)
+                    return named
+                except FileExistsError:  # written by another request since the look
+                    if self._holds(self.blobs / named, data):
+                        return named
+                except OSError:  # no hard links on this file system
+                    pass
+            digest = hashlib.sha256(data).hexdigest()
+            partial.replace(self.blobs / digest)  # a reader never sees half a blob; same name, same bytes
+            return digest
+        finally:
+            partial.unlink(missing_ok=True)
 
     @staticmethod
     def _holds(path: Path, data: bytes) -> bool:
         try:
-            if path.stat().st_size != len(data):
-                return False
-            return path.read_bytes() == data
+            return path.stat().st_size == len(data) and path.read_bytes() == data
         except FileNotFoundError:
             return False
-
-    def _holds_or_writes(self, path: Path, data: bytes) -> bool:
-        """True if ``path`` holds ``data`` or is written with it now; False if it holds other bytes."""
-        if self._holds(path, data):
-            return True
-        try:
-            self._write(path, data, replace=False)
-        except FileExistsError:  # another request wrote it since the look
-            return self._holds(path, data)
-        return True
-
-    @staticmethod
-    def _write(path: Path, data: bytes, *, replace: bool) -> None:
-        partial = path.with_suffix(f".{threading.get_ident()}.partial")
-        partial.write_bytes(data)
-        try:
-            if replace:
-                partial.replace(path)  # a reader never sees half a blob
-            else:
-                os.link(partial, path)  # nor two writers of one name each other's bytes
-        finally:
-            partial.unlink(missing_ok=True)
 
     def blob_path(self, digest: str) -> Path:
         return self.blobs / digest
