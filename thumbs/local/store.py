@@ -8,7 +8,8 @@ then costs the same with 10,000 earlier uploads as with none.
 
     state.db         objects (bucket, key -> blob, etag, size, metadata) and items (table, key -> item)
     blobs/<name>     object bytes, by content: an upload and its copies share one file. The
-                     name is the object's ETag (an MD5) when no other bytes hold it, else the SHA-256
+                     name is the object's ETag (an MD5) when no other bytes hold it and the file
+                     system has hard links, else the SHA-256
 
 SQLite (the standard library's) rather than a file per row: one transaction per request,
 an index to list a bucket's keys in order, and a file that other tools can read.
