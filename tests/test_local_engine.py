@@ -172,14 +172,20 @@ def wait_for_port(port: int, process: subprocess.Popen, seconds: float = 120) ->
     raise AssertionError("the port never opened")
 
 
+def upload_a_photo(port: int, key: str) -> tuple[str, str]:
+    """Upload a photo to the serve on ``port`` as a user would: (its endpoint, the upload bucket)."""
+    endpoint = f"http://127.0.0.1:{port}"
+    s3 = client("s3", endpoint)
+    bucket = next(b["Name"] for b in s3.list_buckets()["Buckets"] if "uploads" in b["Name"])
+    s3.put_object(Bucket=bucket, Key=key, Body=encode(photo(), "JPEG"))
+    return endpoint, bucket
+
+
 def test_an_upload_sent_the_moment_the_port_accepts_connections_ends_with_a_record(tmp_path):
     server, port = start_serve(tmp_path / "state")
     try:
         wait_for_port(port, server)
-        endpoint = f"http://127.0.0.1:{port}"
-        s3 = client("s3", endpoint)
-        bucket = next(b["Name"] for b in s3.list_buckets()["Buckets"] if "uploads" in b["Name"])
-        s3.put_object(Bucket=bucket, Key="first-moment.jpg", Body=encode(photo(), "JPEG"))
+        endpoint, bucket = upload_a_photo(port, "first-moment.jpg")
         ready = requests.get(f"{endpoint}/_thumbs/ready", timeout=10)
         assert ready.status_code == 200 and ready.json()["ready"] is True
         assert ready.json()["uploadBucket"] == bucket
@@ -222,10 +228,7 @@ def test_a_serve_stopped_by_kill_or_a_closed_terminal_stops_as_cleanly_as_on_ctr
     server, port = start_serve(state)
     try:
         wait_for_port(port, server)
-        endpoint = f"http://127.0.0.1:{port}"
-        s3 = client("s3", endpoint)
-        bucket = next(b["Name"] for b in s3.list_buckets()["Buckets"] if "uploads" in b["Name"])
-        s3.put_object(Bucket=bucket, Key="stopped.jpg", Body=encode(photo(), "JPEG"))
+        endpoint, _ = upload_a_photo(port, "stopped.jpg")
         deadline = time.monotonic() + 120
         while requests.get(f"{endpoint}/_thumbs/status?ended=1&wait=10", timeout=30).json()["ended"] < 1:
             assert time.monotonic() < deadline, "the upload's execution never ended"
