@@ -88,7 +88,8 @@ class Store:
                 except OSError:  # no hard links on this file system
                     pass
             digest = hashlib.sha256(data).hexdigest()
-            partial.replace(self.blobs / digest)  # a reader never sees half a blob; same name, same bytes
+            if not (self.blobs / digest).exists():  # its name is its content: one there holds these bytes
+                partial.replace(self.blobs / digest)  # a reader never sees half a blob
             return digest
         finally:
             partial.unlink(missing_ok=True)
