@@ -3,9 +3,9 @@
 The batch is N photographic 12 MP JPEGs (``--images``). The pipeline side is exactly ``thumbs
 run``: put_object into moto, EventBridge, the Step Functions interpreter, the local Lambda
 workers, S3 and DynamoDB over loopback. The bare side is the handlers' own imaging for the
-same bytes (``handler_imaging.py``) in a pool of one process per core, with no AWS at all. Both use every core; the
-ratio of wall times is the overhead. CPU seconds (user + system, all processes) are printed
-beside them.
+same bytes (``handler_imaging.py``) in a pool of one process per core, with no AWS at all.
+Both use every core; the ratio of wall times is the overhead. CPU seconds (user + system, all
+processes) are printed beside them.
 """
 
 from __future__ import annotations
